@@ -1,0 +1,177 @@
+use super::{Batch, DataLoader, LoaderError};
+use crate::plan::RankStream;
+use crossbeam_channel::{bounded, Receiver};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+type Item = crate::Result<Batch>;
+
+struct Worker {
+    name: String,
+    rx: Option<Receiver<Item>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Iterator over one epoch's batches (endless for infinite loaders).
+pub struct BatchIter {
+    shared: Arc<Shared>,
+    next: u64,
+    end: Option<u64>,
+    workers: Vec<Worker>,
+    stop: Arc<AtomicBool>,
+    failed: bool,
+}
+
+struct Shared {
+    loader: DataLoader,
+    stream: RankStream,
+}
+
+impl Shared {
+    /// Builds batch `b`: steps `[b*B, (b+1)*B)` of the rank's stream.
+    fn build(&self, b: u64) -> Option<Item> {
+        let bs = self.loader.options.batch_size as u64;
+        let mut samples = Vec::with_capacity(bs as usize);
+        for j in b * bs..(b + 1) * bs {
+            match self.stream.get(j) {
+                Some(s) => samples.push(s),
+                None => break,
+            }
+        }
+        if samples.is_empty() || (self.loader.options.drop_last && (samples.len() as u64) < bs) {
+            return None;
+        }
+        let wrap = |e: crate::Error| {
+            crate::Error::from(LoaderError::Batch {
+                loader: self.loader.name.clone(),
+                batch: b,
+                source: Box::new(e),
+            })
+        };
+        let result = samples
+            .iter()
+            .map(|&s| self.loader.reader.read(s))
+            .collect::<crate::Result<Vec<_>>>()
+            .and_then(|examples| Ok(self.loader.collate.collate(&examples)?))
+            .map(|mut batch| {
+                batch.samples = samples;
+                batch
+            })
+            .map_err(wrap);
+        Some(result)
+    }
+}
+
+impl BatchIter {
+    pub(super) fn new(loader: DataLoader, epoch: u64) -> Self {
+        let stream = loader.plan.stream(epoch);
+        let end = loader.num_batches();
+        let n = loader.options.num_workers;
+        let prefetch = loader.options.prefetch.max(1);
+        let shared = Arc::new(Shared { loader, stream });
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..n)
+            .map(|w| {
+                let (tx, rx) = bounded::<Item>(prefetch);
+                let shared = shared.clone();
+                let stop = stop.clone();
+                let name = format!("xlm-{}-worker-{w}", shared.loader.name);
+                let handle = std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn(move || {
+                        let mut b = w as u64;
+                        while !stop.load(Ordering::Relaxed) && end.is_none_or(|e| b < e) {
+                            let Some(item) = shared.build(b) else { break };
+                            let is_err = item.is_err();
+                            if tx.send(item).is_err() || is_err {
+                                break;
+                            }
+                            b += n as u64;
+                        }
+                    })
+                    .expect("spawn loader worker thread");
+                Worker {
+                    name,
+                    rx: Some(rx),
+                    handle: Some(handle),
+                }
+            })
+            .collect();
+        Self {
+            shared,
+            next: 0,
+            end,
+            workers,
+            stop,
+            failed: false,
+        }
+    }
+
+    /// Index of the next batch this iterator will yield.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    fn from_worker(&mut self, b: u64) -> Option<Item> {
+        let w = (b % self.workers.len() as u64) as usize;
+        let rx = self.workers[w].rx.as_ref()?;
+        match rx.recv() {
+            Ok(item) => Some(item),
+            Err(_) => {
+                // The worker hung up: normal at the end of a finite epoch, a
+                // panic otherwise.
+                let worker = &mut self.workers[w];
+                let reason = match worker.handle.take().map(|h| h.join()) {
+                    Some(Err(p)) => p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into()),
+                    _ => return None,
+                };
+                Some(Err(LoaderError::WorkerDied {
+                    loader: self.shared.loader.name.clone(),
+                    worker: worker.name.clone(),
+                    batch: b,
+                    reason,
+                }
+                .into()))
+            }
+        }
+    }
+}
+
+impl Iterator for BatchIter {
+    type Item = crate::Result<Batch>;
+
+    fn next(&mut self) -> Option<Item> {
+        if self.failed || self.end.is_some_and(|e| self.next >= e) {
+            return None;
+        }
+        let b = self.next;
+        let item = if self.workers.is_empty() {
+            self.shared.build(b)
+        } else {
+            self.from_worker(b)
+        }?;
+        self.failed = item.is_err();
+        self.next += 1;
+        Some(item)
+    }
+}
+
+impl Drop for BatchIter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in &mut self.workers {
+            // Dropping the receiver unblocks a worker waiting to send.
+            w.rx.take();
+        }
+        for w in &mut self.workers {
+            if let Some(h) = w.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}

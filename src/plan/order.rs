@@ -1,0 +1,167 @@
+use super::Rng;
+use std::ops::Range;
+use std::sync::Arc;
+
+const TAG_PERMUTE: u64 = 0x7065_726d;
+const TAG_SHARDS: u64 = 0x7368_6172;
+const TAG_BUFFER: u64 = 0x6275_6666;
+
+/// How an epoch order is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderKind {
+    /// `0..S` in order.
+    Sequential,
+    /// A uniform permutation keyed by (seed, epoch).
+    Permuted,
+    /// Iterable mode: shards of the given sample counts, contiguous in sample
+    /// numbering; with `shuffle_buffer`, shard order and buffer are shuffled.
+    Stream {
+        /// Samples per shard, in shard order.
+        shard_sizes: Arc<Vec<u64>>,
+        /// Shuffle buffer size (None or 0: no shuffling).
+        shuffle_buffer: Option<usize>,
+    },
+}
+
+/// An epoch order: a permutation of `0..S`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Order {
+    /// The identity on `0..S` (costs no memory).
+    Identity(u64),
+    /// An explicit permutation.
+    Explicit(Vec<u64>),
+}
+
+impl Order {
+    /// Position `i` of the order.
+    pub fn get(&self, i: u64) -> u64 {
+        match self {
+            Order::Identity(_) => i,
+            Order::Explicit(v) => v[i as usize],
+        }
+    }
+
+    /// Length S.
+    pub fn len(&self) -> u64 {
+        match self {
+            Order::Identity(n) => *n,
+            Order::Explicit(v) => v.len() as u64,
+        }
+    }
+
+    /// True when S = 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The order as a vector.
+    pub fn to_vec(&self) -> Vec<u64> {
+        (0..self.len()).map(|i| self.get(i)).collect()
+    }
+}
+
+/// Contiguous shard ranges over `0..n`: `k` ranges whose sizes differ by at
+/// most one, larger ones first.
+pub fn shard_ranges(n: usize, k: usize) -> Vec<Range<usize>> {
+    let (base, extra) = (n / k, n % k);
+    let mut start = 0;
+    (0..k)
+        .map(|i| {
+            let len = base + (i < extra) as usize;
+            let r = start..start + len;
+            start += len;
+            r
+        })
+        .collect()
+}
+
+/// The epoch order of `s` samples (see the module docs for the rules).
+pub fn epoch_order(kind: &OrderKind, s: u64, seed: u64, epoch: u64) -> Order {
+    match kind {
+        OrderKind::Sequential => Order::Identity(s),
+        OrderKind::Permuted => {
+            let mut v: Vec<u64> = (0..s).collect();
+            Rng::new(&[seed, epoch, TAG_PERMUTE]).shuffle(&mut v);
+            Order::Explicit(v)
+        }
+        OrderKind::Stream {
+            shard_sizes,
+            shuffle_buffer,
+        } => {
+            let buffer = shuffle_buffer.unwrap_or(0);
+            if buffer == 0 {
+                return Order::Identity(s);
+            }
+            let mut starts = Vec::with_capacity(shard_sizes.len());
+            let mut acc = 0;
+            for &n in shard_sizes.iter() {
+                starts.push(acc);
+                acc += n;
+            }
+            debug_assert_eq!(acc, s);
+            let mut shards: Vec<usize> = (0..shard_sizes.len()).collect();
+            Rng::new(&[seed, epoch, TAG_SHARDS]).shuffle(&mut shards);
+            let stream = shards
+                .into_iter()
+                .flat_map(|i| starts[i]..starts[i] + shard_sizes[i]);
+            Order::Explicit(buffer_shuffle(stream, buffer, &mut Rng::new(&[seed, epoch, TAG_BUFFER]), s))
+        }
+    }
+}
+
+/// The shuffle-buffer algorithm of streaming loaders, over indices: fill a
+/// buffer of `size`; then each incoming item replaces a uniformly chosen
+/// buffered one, which is emitted; at the end the rest is emitted shuffled.
+fn buffer_shuffle(stream: impl Iterator<Item = u64>, size: usize, rng: &mut Rng, n: u64) -> Vec<u64> {
+    let mut out = Vec::with_capacity(n as usize);
+    let mut buf: Vec<u64> = Vec::with_capacity(size.min(n as usize));
+    for x in stream {
+        if buf.len() == size {
+            let i = rng.below(size as u64) as usize;
+            out.push(buf[i]);
+            buf[i] = x;
+        } else {
+            buf.push(x);
+        }
+    }
+    rng.shuffle(&mut buf);
+    out.extend(buf);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_ranges_are_contiguous_and_balanced() {
+        for n in 0..40 {
+            for k in 1..10 {
+                let r = shard_ranges(n, k);
+                assert_eq!(r.len(), k);
+                assert_eq!(r[0].start, 0);
+                assert_eq!(r[k - 1].end, n);
+                assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+                let lens: Vec<usize> = r.iter().map(|x| x.len()).collect();
+                assert!(lens.iter().max().unwrap() - lens.iter().min().unwrap() <= 1);
+            }
+        }
+    }
+
+    #[test]
+    fn orders_are_permutations() {
+        let kinds = [
+            OrderKind::Sequential,
+            OrderKind::Permuted,
+            OrderKind::Stream { shard_sizes: Arc::new(vec![3, 3, 2]), shuffle_buffer: Some(3) },
+            OrderKind::Stream { shard_sizes: Arc::new(vec![3, 3, 2]), shuffle_buffer: None },
+        ];
+        for k in &kinds {
+            let mut v = epoch_order(k, 8, 7, 1).to_vec();
+            v.sort();
+            assert_eq!(v, (0..8).collect::<Vec<_>>());
+        }
+        assert_ne!(epoch_order(&kinds[1], 50, 7, 0), epoch_order(&kinds[1], 50, 7, 1));
+        assert_eq!(epoch_order(&kinds[1], 50, 7, 1), epoch_order(&kinds[1], 50, 7, 1));
+    }
+}

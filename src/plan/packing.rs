@@ -1,0 +1,188 @@
+use crate::registry::PackSpec;
+use std::ops::Range;
+
+/// One piece of a packed block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// The BOS marker of the row at this position of the row set.
+    Bos(usize),
+    /// Tokens `range` of the row at this position.
+    Tokens(usize, Range<usize>),
+    /// The EOS marker of the row at this position.
+    Eos(usize),
+    /// This many padding tokens (only in a padded last block of a shard).
+    Pad(usize),
+}
+
+#[derive(Debug, Clone)]
+struct ShardPack {
+    /// Position (in the row set) of the shard's first row.
+    first: usize,
+    /// Stream offset where each row starts, plus the total at the end.
+    cum: Vec<u64>,
+    blocks: u64,
+}
+
+/// The block index of a packed dataset: built from token lengths alone, so
+/// packed blocks are samples with indices like any other, and every rank can
+/// count them before reading a token.
+///
+/// Packing happens within each shard (rows in order), so a shard's blocks
+/// are contiguous in sample numbering and block `b` of a shard is the stream
+/// range `[b * block_size, (b + 1) * block_size)`.
+#[derive(Debug, Clone)]
+pub struct PackIndex {
+    spec: PackSpec,
+    shards: Vec<ShardPack>,
+    block_starts: Vec<u64>,
+}
+
+impl PackIndex {
+    /// Builds the index. `shards` gives, per shard, the row-set position of
+    /// its first row and its rows' token lengths in order.
+    pub fn build(spec: PackSpec, shards: impl IntoIterator<Item = (usize, Vec<usize>)>) -> Self {
+        let b = spec.block_size as u64;
+        let mut out = Vec::new();
+        let mut block_starts = vec![0u64];
+        for (first, lengths) in shards {
+            let mut cum = Vec::with_capacity(lengths.len() + 1);
+            let mut acc = 0u64;
+            cum.push(0);
+            for len in lengths {
+                acc += spec.row_span(len) as u64;
+                cum.push(acc);
+            }
+            let blocks = if spec.drop_last { acc / b } else { acc.div_ceil(b) };
+            block_starts.push(block_starts.last().expect("non-empty") + blocks);
+            out.push(ShardPack { first, cum, blocks });
+        }
+        Self {
+            spec,
+            shards: out,
+            block_starts,
+        }
+    }
+
+    /// The layout.
+    pub fn spec(&self) -> &PackSpec {
+        &self.spec
+    }
+
+    /// Total number of blocks (samples).
+    pub fn num_blocks(&self) -> u64 {
+        *self.block_starts.last().expect("non-empty")
+    }
+
+    /// Blocks per shard, in shard order.
+    pub fn shard_blocks(&self) -> Vec<u64> {
+        self.shards.iter().map(|s| s.blocks).collect()
+    }
+
+    /// The pieces of block `block`, in order; their lengths add up to block_size.
+    pub fn pieces(&self, block: u64) -> Vec<Piece> {
+        let s = self.block_starts.partition_point(|&x| x <= block) - 1;
+        let shard = &self.shards[s];
+        let b = self.spec.block_size as u64;
+        let start = (block - self.block_starts[s]) * b;
+        let end = start + b;
+        let total = *shard.cum.last().expect("non-empty");
+        let mut pieces = Vec::new();
+        let mut k = shard.cum.partition_point(|&x| x <= start).saturating_sub(1);
+        while k + 1 < shard.cum.len() && shard.cum[k] < end {
+            let row_start = shard.cum[k];
+            let len = (shard.cum[k + 1] - row_start) as usize - self.spec.row_span(0);
+            let pos = shard.first + k;
+            let mut off = row_start;
+            let overlap = |a: u64, z: u64| a.max(start) < z.min(end);
+            if self.spec.bos.is_some() {
+                if overlap(off, off + 1) {
+                    pieces.push(Piece::Bos(pos));
+                }
+                off += 1;
+            }
+            let (a, z) = (off.max(start), (off + len as u64).min(end));
+            if a < z {
+                pieces.push(Piece::Tokens(pos, (a - off) as usize..(z - off) as usize));
+            }
+            off += len as u64;
+            if self.spec.eos.is_some() && overlap(off, off + 1) {
+                pieces.push(Piece::Eos(pos));
+            }
+            k += 1;
+        }
+        if end > total {
+            pieces.push(Piece::Pad((end - total.max(start)) as usize));
+        }
+        pieces
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(block: usize, bos: bool, drop_last: bool) -> PackSpec {
+        PackSpec {
+            function: "pack_sequences".into(),
+            column: None,
+            block_size: block,
+            bos: bos.then_some(4),
+            eos: Some(3),
+            drop_last,
+            pad_id: 0,
+            source_ids: false,
+        }
+    }
+
+    fn piece_len(p: &Piece) -> usize {
+        match p {
+            Piece::Bos(_) | Piece::Eos(_) => 1,
+            Piece::Tokens(_, r) => r.len(),
+            Piece::Pad(n) => *n,
+        }
+    }
+
+    #[test]
+    fn varlen_dataset_packs_into_16_blocks_of_8() {
+        // mem/raw_varlen/train over 4 contiguous shards.
+        let shards = vec![(0, vec![4; 4]), (4, vec![6; 4]), (8, vec![4; 4]), (12, vec![10; 4])];
+        let idx = PackIndex::build(spec(8, true, true), shards);
+        assert_eq!(idx.shard_blocks(), vec![3, 4, 3, 6]);
+        assert_eq!(idx.num_blocks(), 16);
+        for b in 0..16 {
+            assert_eq!(idx.pieces(b).iter().map(piece_len).sum::<usize>(), 8, "block {b}");
+        }
+        assert_eq!(idx.pieces(0), vec![Piece::Bos(0), Piece::Tokens(0, 0..4), Piece::Eos(0), Piece::Bos(1), Piece::Tokens(1, 0..1)]);
+    }
+
+    #[test]
+    fn pads_the_last_block_when_not_dropping() {
+        let idx = PackIndex::build(spec(8, false, false), vec![(0, vec![3, 3])]);
+        assert_eq!(idx.num_blocks(), 1);
+        assert_eq!(idx.pieces(0), vec![Piece::Tokens(0, 0..3), Piece::Eos(0), Piece::Tokens(1, 0..3), Piece::Eos(1)]);
+        let idx = PackIndex::build(spec(5, false, false), vec![(0, vec![3, 3])]);
+        assert_eq!(idx.num_blocks(), 2);
+        assert_eq!(idx.pieces(1), vec![Piece::Tokens(1, 1..3), Piece::Eos(1), Piece::Pad(2)]);
+    }
+
+    #[test]
+    fn every_token_lands_in_exactly_one_block() {
+        for block in 1..9 {
+            for bos in [false, true] {
+                let lens = vec![0, 1, 5, 2, 9, 3];
+                let idx = PackIndex::build(spec(block, bos, false), vec![(0, lens.clone()[..3].to_vec()), (3, lens[3..].to_vec())]);
+                let mut seen = vec![0usize; lens.len()];
+                for b in 0..idx.num_blocks() {
+                    let ps = idx.pieces(b);
+                    assert_eq!(ps.iter().map(piece_len).sum::<usize>(), block);
+                    for p in ps {
+                        if let Piece::Tokens(pos, r) = p {
+                            seen[pos] += r.len();
+                        }
+                    }
+                }
+                assert_eq!(seen, lens);
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Built-in per-example functions and filters.
+
+use super::kwargs::{opt_str, opt_usize};
+use super::{Ctx, FilterFn, Kwargs, MapFn, ProcessError};
+use crate::data::{Example, Value};
+use std::sync::Arc;
+
+type Named<F> = (&'static str, F, &'static [&'static str]);
+
+fn identity(e: Example, _: &Ctx, _: &Kwargs) -> Result<Example, ProcessError> {
+    Ok(e)
+}
+
+/// Renames `token_ids` to `input_ids`.
+fn token_ids_to_input_ids(mut e: Example, _: &Ctx, _: &Kwargs) -> Result<Example, ProcessError> {
+    let ids = e
+        .remove("token_ids")
+        .ok_or_else(|| ProcessError::failed("token_ids_to_input_ids", "the example has no `token_ids`"))?;
+    e.set("input_ids", ids);
+    Ok(e)
+}
+
+/// `token_ids` -> `input_ids`, `attention_mask` of 1s, `token_type_ids` of 0s,
+/// truncated to `block_size` (kwarg, else setup's block_size; none: no truncation).
+fn example_to_input_ids(mut e: Example, ctx: &Ctx, kw: &Kwargs) -> Result<Example, ProcessError> {
+    const NAME: &str = "example_to_input_ids";
+    let limit = opt_usize(kw, NAME, "block_size")?.or(ctx.block_size);
+    let mut ids = match e.remove("token_ids") {
+        Some(Value::List(v)) => v,
+        Some(other) => {
+            return Err(ProcessError::failed(NAME, format!("`token_ids` is a {}, not a token list", other.kind_name())))
+        }
+        None => return Err(ProcessError::failed(NAME, "the example has no `token_ids`")),
+    };
+    if let Some(b) = limit {
+        ids.truncate(b);
+    }
+    let n = ids.len();
+    e.set("input_ids", Value::List(ids));
+    e.set("attention_mask", Value::List(vec![1; n]));
+    e.set("token_type_ids", Value::List(vec![0; n]));
+    Ok(e)
+}
+
+/// Tokenizes `text_column` (default `text`) into `token_ids` with the tokenizer.
+fn tokenize(mut e: Example, ctx: &Ctx, kw: &Kwargs) -> Result<Example, ProcessError> {
+    const NAME: &str = "tokenize";
+    let col = opt_str(kw, NAME, "text_column")?.unwrap_or("text");
+    let tok = ctx
+        .tokenizer
+        .as_ref()
+        .ok_or_else(|| ProcessError::failed(NAME, "no tokenizer was passed to prepare_data"))?;
+    let text = e.text(col).map_err(|err| ProcessError::failed(NAME, err))?;
+    let ids = tok.encode(text).map_err(|err| ProcessError::failed(NAME, err))?;
+    e.set("token_ids", Value::List(ids.into_iter().map(i64::from).collect()));
+    Ok(e)
+}
+
+pub(super) fn builtin_maps() -> Vec<Named<MapFn>> {
+    vec![
+        ("identity", Arc::new(identity), &[]),
+        ("token_ids_to_input_ids", Arc::new(token_ids_to_input_ids), &[]),
+        ("example_to_input_ids", Arc::new(example_to_input_ids), &["block_size"]),
+        ("tokenize", Arc::new(tokenize), &["text_column"]),
+    ]
+}
+
+/// Drops the example whose `id` is 0.
+fn drop_first_example(e: &Example, _: &Kwargs) -> Result<bool, ProcessError> {
+    e.int("id")
+        .map(|id| id != 0)
+        .map_err(|err| ProcessError::failed("drop_first_example", err))
+}
+
+/// Keeps examples whose `column` (default `token_ids`) has at least `min_len` ids.
+fn min_tokens(e: &Example, kw: &Kwargs) -> Result<bool, ProcessError> {
+    const NAME: &str = "min_tokens";
+    let col = opt_str(kw, NAME, "column")?.unwrap_or("token_ids");
+    let min = opt_usize(kw, NAME, "min_len")?.unwrap_or(1);
+    let n = e.list(col).map_err(|err| ProcessError::failed(NAME, err))?.len();
+    Ok(n >= min)
+}
+
+pub(super) fn builtin_filters() -> Vec<Named<FilterFn>> {
+    vec![
+        ("drop_first_example", Arc::new(drop_first_example), &[]),
+        ("min_tokens", Arc::new(min_tokens), &["column", "min_len"]),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex() -> Example {
+        Example::new()
+            .with("id", Value::Int(0))
+            .with("token_ids", Value::List(vec![7, 8, 9]))
+    }
+
+    #[test]
+    fn example_to_input_ids_truncates_and_adds_masks() {
+        let mut kw = Kwargs::new();
+        kw.insert("block_size".into(), 2.into());
+        let e = example_to_input_ids(ex(), &Ctx::default(), &kw).unwrap();
+        assert_eq!(e.list("input_ids").unwrap(), [7, 8]);
+        assert_eq!(e.list("attention_mask").unwrap(), [1, 1]);
+        assert_eq!(e.list("token_type_ids").unwrap(), [0, 0]);
+        assert!(e.get("token_ids").is_none());
+        let e = example_to_input_ids(ex(), &Ctx { block_size: Some(8), ..Ctx::default() }, &Kwargs::new()).unwrap();
+        assert_eq!(e.list("input_ids").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn filters_and_renames() {
+        assert!(!drop_first_example(&ex(), &Kwargs::new()).unwrap());
+        assert!(drop_first_example(&ex().with("id", Value::Int(5)), &Kwargs::new()).unwrap());
+        let e = token_ids_to_input_ids(ex(), &Ctx::default(), &Kwargs::new()).unwrap();
+        assert_eq!(e.list("input_ids").unwrap(), [7, 8, 9]);
+        let mut kw = Kwargs::new();
+        kw.insert("min_len".into(), 4.into());
+        assert!(!min_tokens(&ex(), &kw).unwrap());
+    }
+
+    #[test]
+    fn tokenize_uses_the_tokenizer() {
+        let ctx = Ctx {
+            tokenizer: Some(Arc::new(crate::tokenizer::SimpleSpaceTokenizer::test_vocab())),
+            block_size: None,
+        };
+        let e = tokenize(Example::new().with("text", Value::Text("w0 w2".into())), &ctx, &Kwargs::new()).unwrap();
+        assert_eq!(e.list("token_ids").unwrap(), [7, 9]);
+        assert!(tokenize(Example::new(), &Ctx::default(), &Kwargs::new()).is_err());
+    }
+}

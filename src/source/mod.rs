@@ -1,0 +1,59 @@
+//! Sources: where `prepare_data` gets raw rows. A source is chosen by
+//! configuration (`full_name` and, for local files, `ds_type` +
+//! `data_files`), never by patching code.
+//!
+//! - [`MemoryRegistry`]: tables held in memory, keyed by full name; the
+//!   built-in one holds the test datasets (`mem/raw/train`, ...).
+//! - [`LocalFiles`]: jsonl/json and csv files on disk.
+//!
+//! A Hugging Face Hub source implements the same [`Source`] trait.
+
+mod full_name;
+mod local;
+mod memory;
+
+pub use full_name::FullName;
+pub use local::{DataFiles, LocalFiles, LocalFormat};
+pub use memory::MemoryRegistry;
+
+use crate::data::Table;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Why a source could not produce rows.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error("full_name `{name}` has {segments} path segment(s); expected `repo/dataset/split` (3) or `repo/dataset/config/split` (4)")]
+    FullName { name: String, segments: usize },
+    #[error("dataset `{name}` is not in the {registry} registry (it has: {available})")]
+    UnknownDataset {
+        name: String,
+        registry: String,
+        available: String,
+    },
+    #[error("no source can load `{name}`: {hint}")]
+    NoSource { name: String, hint: String },
+    #[error("{path}:{line}: {reason}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data_files has no entry for split `{split}` (it has: {available}); add one or use a single file list")]
+    NoSplit { split: String, available: String },
+}
+
+/// A place raw rows come from.
+pub trait Source: Send + Sync {
+    /// Loads every row of `name` (a parsed `full_name`; `split` picks the split).
+    fn load(&self, name: &FullName) -> Result<Table, SourceError>;
+
+    /// A short description for logs (`memory registry`, `local csv files`).
+    fn describe(&self) -> String;
+}
