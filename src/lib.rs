@@ -21,6 +21,7 @@
 //! yield, which is what makes per-rank batch counts equal in every mode.
 
 pub mod cache;
+pub mod cli;
 pub mod data;
 pub mod demo;
 pub mod error;
