@@ -14,7 +14,7 @@ mod memory;
 
 pub use full_name::FullName;
 pub use local::{DataFiles, LocalFiles, LocalFormat};
-pub use memory::MemoryRegistry;
+pub use memory::{synthetic_table, MemoryRegistry};
 
 use crate::data::Table;
 use std::path::PathBuf;
