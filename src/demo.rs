@@ -83,7 +83,8 @@ pub fn run(opts: &DemoOptions) -> crate::Result<DemoReport> {
     let cache_dir = match &opts.cache_dir {
         Some(d) => d.clone(),
         None => {
-            tmp = tempfile::tempdir().map_err(|e| crate::cache::CacheError::io(std::env::temp_dir(), e))?;
+            tmp = tempfile::tempdir()
+                .map_err(|e| crate::cache::CacheError::io(std::env::temp_dir(), e))?;
             tmp.path().to_path_buf()
         }
     };
@@ -102,7 +103,9 @@ pub fn run(opts: &DemoOptions) -> crate::Result<DemoReport> {
     }))
     .expect("demo config is valid");
     let tokenizer: Arc<dyn Tokenizer> = Arc::new(SimpleSpaceTokenizer::test_vocab());
-    let mut dm = DatasetManager::builder(config).source(Arc::new(registry)).build()?;
+    let mut dm = DatasetManager::builder(config)
+        .source(Arc::new(registry))
+        .build()?;
 
     let t = Instant::now();
     let prepared = dm
@@ -136,7 +139,9 @@ pub fn run(opts: &DemoOptions) -> crate::Result<DemoReport> {
     let mut first_block = String::new();
     for batch in &loader {
         let batch = batch?;
-        let ids = batch.get("input_ids").expect("packed blocks have input_ids");
+        let ids = batch
+            .get("input_ids")
+            .expect("packed blocks have input_ids");
         if batches == 0 {
             let row: Vec<u32> = ids.row(0).iter().map(|&x| x as u32).collect();
             first_block = tokenizer.decode(&row);

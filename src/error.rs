@@ -32,5 +32,5 @@ pub enum Error {
     Loader(#[from] crate::loader::LoaderError),
 }
 
-/// Result with the crate's [`Error`].
+/// Result with the crate's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -35,3 +35,8 @@ pub mod tokenizer;
 pub use error::{Error, Result};
 pub use loader::{Batch, DataLoader};
 pub use manager::{DatasetManager, DatasetManagerConfig, PrepareArgs, SetupArgs, Stage};
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

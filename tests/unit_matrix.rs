@@ -14,7 +14,9 @@ use xlm::registry::{ProcessError, Registry};
 use xlm::source::{synthetic_table, MemoryRegistry};
 
 fn build_err(overrides: serde_json::Value) -> String {
-    DatasetManager::new(config(overrides)).unwrap_err().to_string()
+    DatasetManager::new(config(overrides))
+        .unwrap_err()
+        .to_string()
 }
 
 // ---------------------------------------------------------------- construction
@@ -28,7 +30,10 @@ fn filter_fn_without_suffix_is_rejected() {
 
 #[test]
 fn group_processor_without_shards_is_rejected() {
-    let e = DatasetManager::new(config(json!({"on_the_fly_group_processor": "pack_sequences"}))).unwrap_err();
+    let e = DatasetManager::new(config(
+        json!({"on_the_fly_group_processor": "pack_sequences"}),
+    ))
+    .unwrap_err();
     assert!(matches!(e, ConfigError::GroupWithoutShards(_)), "{e}");
 }
 
@@ -51,13 +56,24 @@ fn make_infinite_without_shards_is_rejected() {
 
 #[test]
 fn unknown_keys_functions_and_kwargs_are_named() {
-    let e = DatasetManagerConfig::from_json(r#"{"full_name": "mem/raw/train", "shufle_seed": 3}"#).unwrap_err();
+    let e = DatasetManagerConfig::from_json(r#"{"full_name": "mem/raw/train", "shufle_seed": 3}"#)
+        .unwrap_err();
     assert!(e.to_string().contains("shufle_seed"), "{e}");
-    let e = DatasetManagerConfig::from_json(r#"{"full_name": "mem/raw/train", "dataloader_kwargs": {"batchsize": 3}}"#).unwrap_err();
+    let e = DatasetManagerConfig::from_json(
+        r#"{"full_name": "mem/raw/train", "dataloader_kwargs": {"batchsize": 3}}"#,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("batchsize"), "{e}");
     let e = build_err(json!({"on_the_fly_processor": "nope"}));
-    assert!(e.contains("on_the_fly_processor") && e.contains("`nope`") && e.contains("example_to_input_ids"), "{e}");
-    let e = build_err(json!({"on_the_fly_processor": "example_to_input_ids", "on_the_fly_processor_kwargs": {"blok": 3}}));
+    assert!(
+        e.contains("on_the_fly_processor")
+            && e.contains("`nope`")
+            && e.contains("example_to_input_ids"),
+        "{e}"
+    );
+    let e = build_err(
+        json!({"on_the_fly_processor": "example_to_input_ids", "on_the_fly_processor_kwargs": {"blok": 3}}),
+    );
     assert!(e.contains("`blok`") && e.contains("block_size"), "{e}");
     let e = build_err(json!({"collate_fn": "stack"}));
     assert!(e.contains("collate_fn") && e.contains("id_tracking"), "{e}");
@@ -93,7 +109,10 @@ fn config_round_trips_through_json() {
 fn prepare_without_cache_writes_and_returns_it() {
     let d = tempfile::tempdir().unwrap();
     let dm = manager(json!({}), None);
-    let t = dm.prepare_data(&prepare_args(d.path(), false)).unwrap().expect("returned");
+    let t = dm
+        .prepare_data(&prepare_args(d.path(), false))
+        .unwrap()
+        .expect("returned");
     assert_eq!(t.len(), 17);
     let dir = d.path().join("mem/raw/train");
     assert_eq!(dm.cache_dir(d.path()), dir);
@@ -106,44 +125,80 @@ fn prepare_with_cache_returns_it_only_when_load() {
     let d = tempfile::tempdir().unwrap();
     let dm = manager(json!({}), None);
     dm.prepare_data(&prepare_args(d.path(), false)).unwrap();
-    assert!(dm.prepare_data(&prepare_args(d.path(), false)).unwrap().is_none());
-    let t = dm.prepare_data(&prepare_args(d.path(), true)).unwrap().unwrap();
-    assert_eq!(t.rows().map(|e| e.int("id").unwrap()).collect::<Vec<_>>(), (0..17).collect::<Vec<_>>());
+    assert!(dm
+        .prepare_data(&prepare_args(d.path(), false))
+        .unwrap()
+        .is_none());
+    let t = dm
+        .prepare_data(&prepare_args(d.path(), true))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.rows().map(|e| e.int("id").unwrap()).collect::<Vec<_>>(),
+        (0..17).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn rewrite_picks_up_a_changed_registry_entry() {
     let d = tempfile::tempdir().unwrap();
     let reg = Arc::new(MemoryRegistry::builtin());
-    manager(json!({}), Some(reg.clone())).prepare_data(&prepare_args(d.path(), false)).unwrap();
+    manager(json!({}), Some(reg.clone()))
+        .prepare_data(&prepare_args(d.path(), false))
+        .unwrap();
     reg.insert("mem/raw/train", synthetic_table((500..503).map(|i| (i, 6))));
-    let kept = manager(json!({}), Some(reg.clone())).prepare_data(&prepare_args(d.path(), true)).unwrap().unwrap();
+    let kept = manager(json!({}), Some(reg.clone()))
+        .prepare_data(&prepare_args(d.path(), true))
+        .unwrap()
+        .unwrap();
     assert_eq!(kept.len(), 17, "without rewrite the old cache stays");
     let fresh = manager(json!({"rewrite_manual_cache": true}), Some(reg))
         .prepare_data(&prepare_args(d.path(), false))
         .unwrap()
         .unwrap();
-    assert_eq!(fresh.rows().map(|e| e.int("id").unwrap()).collect::<Vec<_>>(), [500, 501, 502]);
-    assert_eq!(xlm::cache::open(&d.path().join("mem/raw/train")).unwrap().len(), 3);
+    assert_eq!(
+        fresh
+            .rows()
+            .map(|e| e.int("id").unwrap())
+            .collect::<Vec<_>>(),
+        [500, 501, 502]
+    );
+    assert_eq!(
+        xlm::cache::open(&d.path().join("mem/raw/train"))
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[test]
 fn no_manual_cache_writes_nothing() {
     let d = tempfile::tempdir().unwrap();
     let dm = manager(json!({"use_manual_cache": false}), None);
-    let t = dm.prepare_data(&prepare_args(d.path(), false)).unwrap().unwrap();
+    let t = dm
+        .prepare_data(&prepare_args(d.path(), false))
+        .unwrap()
+        .unwrap();
     assert_eq!(t.len(), 17);
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
     // setup still works, straight from the source.
     let mut dm = dm;
-    assert!(dm.setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1)).unwrap());
-    assert_eq!(sorted(&ids(&dm.get_dataloader("train", false, 0, 1).unwrap())), (0..17).collect::<Vec<_>>());
+    assert!(dm
+        .setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1))
+        .unwrap());
+    assert_eq!(
+        sorted(&ids(&dm.get_dataloader("train", false, 0, 1).unwrap())),
+        (0..17).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn filter_drops_rows_and_uses_the_suffixed_cache_dir() {
     let d = tempfile::tempdir().unwrap();
-    let mut dm = manager(json!({"filter_fn": "drop_first_example", "filter_suffix": "no0"}), None);
+    let mut dm = manager(
+        json!({"filter_fn": "drop_first_example", "filter_suffix": "no0"}),
+        None,
+    );
     assert_eq!(dm.cache_dir(d.path()), d.path().join("mem/raw_no0/train"));
     ready(&mut dm, d.path());
     assert!(xlm::cache::is_cache(&d.path().join("mem/raw_no0/train")));
@@ -151,33 +206,63 @@ fn filter_drops_rows_and_uses_the_suffixed_cache_dir() {
     assert_eq!(got, (1..17).collect::<Vec<_>>());
     let reg = Arc::new(MemoryRegistry::new());
     reg.insert("org/ds/cfg/train", synthetic_table((0..3).map(|i| (i, 2))));
-    let dm = manager(json!({"full_name": "org/ds/cfg/train", "filter_fn": "drop_first_example", "filter_suffix": "f"}), Some(reg));
+    let dm = manager(
+        json!({"full_name": "org/ds/cfg/train", "filter_fn": "drop_first_example", "filter_suffix": "f"}),
+        Some(reg),
+    );
     assert_eq!(dm.cache_dir(d.path()), d.path().join("org/ds_cfg_f/train"));
 }
 
 #[test]
 fn preprocess_function_and_column_selection_apply_before_caching() {
     let d = tempfile::tempdir().unwrap();
-    let dm = manager(json!({"preprocess_function": "example_to_input_ids", "columns_to_remove": ["text"]}), None);
-    let t = dm.prepare_data(&prepare_args(d.path(), false)).unwrap().unwrap();
-    let names: Vec<String> = t.schema().into_iter().map(|s| s.name).collect();
-    assert_eq!(names, ["id", "input_ids", "attention_mask", "token_type_ids"]);
-    let dm = manager(json!({"columns_to_keep": ["id"], "rewrite_manual_cache": true}), None);
-    let t = dm.prepare_data(&prepare_args(d.path(), false)).unwrap().unwrap();
-    assert_eq!(t.schema().len(), 1);
-    let e = manager(json!({"columns_to_remove": ["nope"], "rewrite_manual_cache": true}), None)
+    let dm = manager(
+        json!({"preprocess_function": "example_to_input_ids", "columns_to_remove": ["text"]}),
+        None,
+    );
+    let t = dm
         .prepare_data(&prepare_args(d.path(), false))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("columns_to_remove") && e.contains("`nope`"), "{e}");
+        .unwrap()
+        .unwrap();
+    let names: Vec<String> = t.schema().into_iter().map(|s| s.name).collect();
+    assert_eq!(
+        names,
+        ["id", "input_ids", "attention_mask", "token_type_ids"]
+    );
+    let dm = manager(
+        json!({"columns_to_keep": ["id"], "rewrite_manual_cache": true}),
+        None,
+    );
+    let t = dm
+        .prepare_data(&prepare_args(d.path(), false))
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.schema().len(), 1);
+    let e = manager(
+        json!({"columns_to_remove": ["nope"], "rewrite_manual_cache": true}),
+        None,
+    )
+    .prepare_data(&prepare_args(d.path(), false))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("columns_to_remove") && e.contains("`nope`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn train_test_split_sides_are_disjoint_complements_and_deterministic() {
     let d = tempfile::tempdir().unwrap();
     let side = |split: &str, name: &str, seed: u64| {
-        let dm = manager(json!({"full_name": name, "train_test_split": {"size": 0.2, "seed": seed, "split": split}}), None);
-        let t = dm.prepare_data(&prepare_args(d.path(), true)).unwrap().unwrap();
+        let dm = manager(
+            json!({"full_name": name, "train_test_split": {"size": 0.2, "seed": seed, "split": split}}),
+            None,
+        );
+        let t = dm
+            .prepare_data(&prepare_args(d.path(), true))
+            .unwrap()
+            .unwrap();
         t.rows().map(|e| e.int("id").unwrap()).collect::<Vec<_>>()
     };
     let train = side("train", "mem/raw_large/train", 1);
@@ -192,19 +277,36 @@ fn train_test_split_sides_are_disjoint_complements_and_deterministic() {
         .prepare_data(&prepare_args(d2.path(), true))
         .unwrap()
         .unwrap();
-    assert_eq!(again.rows().map(|e| e.int("id").unwrap()).collect::<Vec<_>>(), test);
+    assert_eq!(
+        again
+            .rows()
+            .map(|e| e.int("id").unwrap())
+            .collect::<Vec<_>>(),
+        test
+    );
     let other_seed = manager(json!({"full_name": "mem/raw_large/test", "use_manual_cache": false, "train_test_split": {"size": 12, "seed": 2, "split": "test"}}), None)
         .prepare_data(&prepare_args(d2.path(), true))
         .unwrap()
         .unwrap();
-    assert_ne!(sorted(&other_seed.rows().map(|e| e.int("id").unwrap()).collect::<Vec<_>>()), sorted(&test));
+    assert_ne!(
+        sorted(
+            &other_seed
+                .rows()
+                .map(|e| e.int("id").unwrap())
+                .collect::<Vec<_>>()
+        ),
+        sorted(&test)
+    );
 }
 
 #[test]
 fn debug_overfit_holdout_loads_from_the_train_partition_cache() {
     let d = tempfile::tempdir().unwrap();
     let split = |s: &str| json!({"size": 0.2, "seed": 3, "split": s});
-    let mut train = manager(json!({"full_name": "mem/raw_large/train", "train_test_split": split("train")}), None);
+    let mut train = manager(
+        json!({"full_name": "mem/raw_large/train", "train_test_split": split("train")}),
+        None,
+    );
     ready(&mut train, d.path());
     let mut holdout = manager(
         json!({"full_name": "mem/raw_large/test", "full_name_debug": "mem/raw_large/train",
@@ -212,15 +314,23 @@ fn debug_overfit_holdout_loads_from_the_train_partition_cache() {
         None,
     );
     assert_eq!(holdout.cache_dir(d.path()), train.cache_dir(d.path()));
-    holdout.setup(Stage::Validate, &setup_args(d.path(), 8, false, 0, 1)).unwrap();
+    holdout
+        .setup(Stage::Validate, &setup_args(d.path(), 8, false, 0, 1))
+        .unwrap();
     let got = sorted(&ids(&holdout.get_dataloader("val", false, 0, 1).unwrap()));
     let want = sorted(&ids(&train.get_dataloader("val", false, 0, 1).unwrap()));
     assert_eq!(got, want);
     assert_eq!(got.len(), 48);
     // Debug-overfit train loaders are sequential.
-    let mut dbg = manager(json!({"full_name": "mem/raw/val", "full_name_debug": "mem/raw/train", "debug_overfit": true}), None);
+    let mut dbg = manager(
+        json!({"full_name": "mem/raw/val", "full_name_debug": "mem/raw/train", "debug_overfit": true}),
+        None,
+    );
     ready(&mut dbg, d.path());
-    assert_eq!(ids(&dbg.get_dataloader("train", false, 0, 1).unwrap()), (0..17).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&dbg.get_dataloader("train", false, 0, 1).unwrap()),
+        (0..17).collect::<Vec<_>>()
+    );
 }
 
 // ---------------------------------------------------------------- setup
@@ -242,15 +352,24 @@ fn setup_iterable_uses_contiguous_balanced_shards() {
     let mut dm = manager(json!({"iterable_dataset_shards": 4}), None);
     ready(&mut dm, d.path());
     assert!(dm.is_iterable());
-    assert_eq!(dm.pipeline().unwrap().shard_sizes().unwrap().as_slice(), [5, 4, 4, 4]);
-    assert_eq!(ids(&dm.get_dataloader("train", false, 0, 1).unwrap()), (0..17).collect::<Vec<_>>());
+    assert_eq!(
+        dm.pipeline().unwrap().shard_sizes().unwrap().as_slice(),
+        [5, 4, 4, 4]
+    );
+    assert_eq!(
+        ids(&dm.get_dataloader("train", false, 0, 1).unwrap()),
+        (0..17).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn shuffle_buffer_and_seed_shuffle_the_stream() {
     let d = tempfile::tempdir().unwrap();
     let run = |seed: u64| {
-        let mut dm = manager(json!({"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "shuffle_buffer_size": 16, "shuffle_seed": seed}), None);
+        let mut dm = manager(
+            json!({"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "shuffle_buffer_size": 16, "shuffle_seed": seed}),
+            None,
+        );
         ready(&mut dm, d.path());
         ids(&dm.get_dataloader("train", false, 0, 1).unwrap())
     };
@@ -272,10 +391,23 @@ fn on_the_fly_filter_and_processor_apply_at_setup() {
     ready(&mut dm, d.path());
     let loader = dm.get_dataloader("val", false, 0, 1).unwrap();
     let batches: Vec<_> = loader.iter().map(|b| b.unwrap()).collect();
-    assert_eq!(sorted(&batches.iter().flat_map(|b| b.ids.clone()).collect::<Vec<_>>()), (1..17).collect::<Vec<_>>());
+    assert_eq!(
+        sorted(
+            &batches
+                .iter()
+                .flat_map(|b| b.ids.clone())
+                .collect::<Vec<_>>()
+        ),
+        (1..17).collect::<Vec<_>>()
+    );
     for b in &batches {
         assert_eq!(b.get("input_ids").unwrap().shape[1], 4);
-        assert!(b.get("attention_mask").unwrap().data.iter().all(|&x| x == 1));
+        assert!(b
+            .get("attention_mask")
+            .unwrap()
+            .data
+            .iter()
+            .all(|&x| x == 1));
         assert!(b.get("token_ids").is_none());
     }
 }
@@ -299,7 +431,10 @@ fn group_processor_packs_blocks() {
         assert_eq!(b.get("input_ids").unwrap().shape, [1, 8]);
     }
     // Every shard's stream is a multiple of 8 here, so no marker is dropped.
-    let all: Vec<i64> = batches.iter().flat_map(|b| b.get("input_ids").unwrap().data.clone()).collect();
+    let all: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.get("input_ids").unwrap().data.clone())
+        .collect();
     assert_eq!(all.iter().filter(|&&t| t == 3).count(), 16);
     assert_eq!(all.iter().filter(|&&t| t == 4).count(), 16);
     // Block 0 of shard 0: [BOS] row0 (4 tokens) [EOS] [BOS] first token of row 1.
@@ -317,8 +452,16 @@ fn pack_with_id_records_source_ids() {
         None,
     );
     ready(&mut dm, d.path());
-    let b: Vec<_> = dm.get_dataloader("train", false, 0, 1).unwrap().iter().map(|b| b.unwrap()).collect();
-    let src: Vec<i64> = b.iter().flat_map(|b| b.get("source_ids").unwrap().data.clone()).collect();
+    let b: Vec<_> = dm
+        .get_dataloader("train", false, 0, 1)
+        .unwrap()
+        .iter()
+        .map(|b| b.unwrap())
+        .collect();
+    let src: Vec<i64> = b
+        .iter()
+        .flat_map(|b| b.get("source_ids").unwrap().data.clone())
+        .collect();
     // 17 rows x 6 tokens = 102 = 8 blocks of 12 + 6 dropped: rows 0..=15, each 6 times.
     assert_eq!(src.len(), 96);
     assert_eq!(src, (0..16).flat_map(|i| [i; 6]).collect::<Vec<_>>());
@@ -329,7 +472,10 @@ fn world_size_one_ddp_is_not_split() {
     let d = tempfile::tempdir().unwrap();
     let mut dm = manager(json!({"iterable_dataset_shards": 3}), None);
     ready(&mut dm, d.path());
-    assert_eq!(ids(&dm.get_dataloader("train", true, 0, 1).unwrap()).len(), 17);
+    assert_eq!(
+        ids(&dm.get_dataloader("train", true, 0, 1).unwrap()).len(),
+        17
+    );
 }
 
 #[test]
@@ -337,13 +483,22 @@ fn setup_skips_other_stages_and_is_idempotent() {
     let d = tempfile::tempdir().unwrap();
     let mut dm = manager(json!({"stages": ["fit"]}), None);
     dm.prepare_data(&prepare_args(d.path(), false)).unwrap();
-    assert!(!dm.setup(Stage::Test, &setup_args(d.path(), 8, false, 0, 1)).unwrap());
+    assert!(!dm
+        .setup(Stage::Test, &setup_args(d.path(), 8, false, 0, 1))
+        .unwrap());
     assert!(!dm.is_set_up());
-    let e = dm.get_dataloader("train", false, 0, 1).unwrap_err().to_string();
+    let e = dm
+        .get_dataloader("train", false, 0, 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("before setup"), "{e}");
-    assert!(dm.setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1)).unwrap());
+    assert!(dm
+        .setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1))
+        .unwrap());
     let p = dm.pipeline().unwrap().clone();
-    assert!(!dm.setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1)).unwrap());
+    assert!(!dm
+        .setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1))
+        .unwrap());
     assert!(Arc::ptr_eq(&p, dm.pipeline().unwrap()));
 }
 
@@ -351,8 +506,14 @@ fn setup_skips_other_stages_and_is_idempotent() {
 fn setup_without_a_cache_says_to_prepare() {
     let d = tempfile::tempdir().unwrap();
     let mut dm = manager(json!({}), None);
-    let e = dm.setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1)).unwrap_err().to_string();
-    assert!(e.contains("not an xlm cache") && e.contains("prepare_data"), "{e}");
+    let e = dm
+        .setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not an xlm cache") && e.contains("prepare_data"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------- get_dataloader
@@ -360,10 +521,19 @@ fn setup_without_a_cache_says_to_prepare() {
 #[test]
 fn train_ddp_iterable_drops_shuffle_with_a_warning_and_splits() {
     let d = tempfile::tempdir().unwrap();
-    let mut dm = manager(json!({"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "dataloader_kwargs": {"batch_size": 4, "shuffle": true}}), None);
+    let mut dm = manager(
+        json!({"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "dataloader_kwargs": {"batch_size": 4, "shuffle": true}}),
+        None,
+    );
     ready(&mut dm, d.path());
     let r0 = ids(&dm.get_dataloader("train", true, 0, 2).unwrap());
-    assert!(dm.warnings().iter().any(|w| w.contains("shuffle is ignored")), "{:?}", dm.warnings());
+    assert!(
+        dm.warnings()
+            .iter()
+            .any(|w| w.contains("shuffle is ignored")),
+        "{:?}",
+        dm.warnings()
+    );
     let r1 = ids(&dm.get_dataloader("train", true, 1, 2).unwrap());
     assert_eq!(r0.len(), 30);
     assert_eq!(r1.len(), 30);
@@ -375,39 +545,65 @@ fn train_ddp_map_style_is_a_distributed_sampler() {
     let d = tempfile::tempdir().unwrap();
     let mut dm = manager(json!({"dataloader_kwargs": {"batch_size": 3}}), None);
     ready(&mut dm, d.path());
-    let per: Vec<Vec<i64>> = (0..2).map(|r| ids(&dm.get_dataloader("train", true, r, 2).unwrap())).collect();
+    let per: Vec<Vec<i64>> = (0..2)
+        .map(|r| ids(&dm.get_dataloader("train", true, r, 2).unwrap()))
+        .collect();
     assert_eq!(per[0].len(), 9);
     assert_eq!(per[1].len(), 9);
     let all = [per[0].clone(), per[1].clone()].concat();
     let mut uniq = sorted(&all);
     uniq.dedup();
-    assert_eq!(uniq, (0..17).collect::<Vec<_>>(), "pad by wrap-around: every id, one repeated");
+    assert_eq!(
+        uniq,
+        (0..17).collect::<Vec<_>>(),
+        "pad by wrap-around: every id, one repeated"
+    );
     let mut dm = manager(json!({"ddp_remainder": "drop"}), None);
     ready(&mut dm, d.path());
-    let n: Vec<usize> = (0..2).map(|r| ids(&dm.get_dataloader("train", true, r, 2).unwrap()).len()).collect();
+    let n: Vec<usize> = (0..2)
+        .map(|r| ids(&dm.get_dataloader("train", true, r, 2).unwrap()).len())
+        .collect();
     assert_eq!(n, [8, 8]);
 }
 
 #[test]
 fn train_single_process_map_style_sampler_modes() {
     let d = tempfile::tempdir().unwrap();
-    let mut dm = manager(json!({"dataloader_kwargs": {"batch_size": 4, "shuffle": false}}), None);
+    let mut dm = manager(
+        json!({"dataloader_kwargs": {"batch_size": 4, "shuffle": false}}),
+        None,
+    );
     ready(&mut dm, d.path());
-    assert_eq!(ids(&dm.get_dataloader("train", false, 0, 1).unwrap()), (0..17).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&dm.get_dataloader("train", false, 0, 1).unwrap()),
+        (0..17).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn eval_loaders_are_never_shuffled() {
     let d = tempfile::tempdir().unwrap();
-    let mut dm = manager(json!({"full_name": "mem/raw/val", "dataloader_kwargs": {"batch_size": 2, "shuffle": true}}), None);
+    let mut dm = manager(
+        json!({"full_name": "mem/raw/val", "dataloader_kwargs": {"batch_size": 2, "shuffle": true}}),
+        None,
+    );
     ready(&mut dm, d.path());
     for kind in ["val", "test", "predict"] {
-        assert_eq!(ids(&dm.get_dataloader(kind, false, 0, 1).unwrap()), (100..107).collect::<Vec<_>>());
+        assert_eq!(
+            ids(&dm.get_dataloader(kind, false, 0, 1).unwrap()),
+            (100..107).collect::<Vec<_>>()
+        );
     }
     assert!(dm.warnings().iter().any(|w| w.contains("forced off")));
-    let mut it = manager(json!({"full_name": "mem/raw/val", "iterable_dataset_shards": 2, "shuffle_buffer_size": 4}), None);
+    let mut it = manager(
+        json!({"full_name": "mem/raw/val", "iterable_dataset_shards": 2, "shuffle_buffer_size": 4}),
+        None,
+    );
     ready(&mut it, d.path());
-    assert_eq!(ids(&it.get_dataloader("val", false, 0, 1).unwrap()), (100..107).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&it.get_dataloader("val", false, 0, 1).unwrap()),
+        (100..107).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -415,16 +611,25 @@ fn invalid_loader_type_is_named() {
     let d = tempfile::tempdir().unwrap();
     let mut dm = manager(json!({}), None);
     ready(&mut dm, d.path());
-    let e = dm.get_dataloader("training", false, 0, 1).unwrap_err().to_string();
+    let e = dm
+        .get_dataloader("training", false, 0, 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("`training`"), "{e}");
-    let e = dm.get_dataloader("train", true, 2, 2).unwrap_err().to_string();
+    let e = dm
+        .get_dataloader("train", true, 2, 2)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("rank 2"), "{e}");
 }
 
 #[test]
 fn set_epoch_reshuffles_and_without_it_epochs_repeat() {
     let d = tempfile::tempdir().unwrap();
-    for cfg in [json!({}), json!({"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "shuffle_buffer_size": 16})] {
+    for cfg in [
+        json!({}),
+        json!({"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "shuffle_buffer_size": 16}),
+    ] {
         let mut dm = manager(cfg, None);
         ready(&mut dm, d.path());
         let loader = dm.get_dataloader("train", false, 0, 1).unwrap();
@@ -442,11 +647,18 @@ fn set_epoch_reshuffles_and_without_it_epochs_repeat() {
 #[test]
 fn make_infinite_keeps_going() {
     let d = tempfile::tempdir().unwrap();
-    let mut dm = manager(json!({"iterable_dataset_shards": 2, "make_infinite": true}), None);
+    let mut dm = manager(
+        json!({"iterable_dataset_shards": 2, "make_infinite": true}),
+        None,
+    );
     ready(&mut dm, d.path());
     let loader = dm.get_dataloader("train", true, 1, 2).unwrap();
     assert_eq!(loader.num_batches(), None);
-    let got: Vec<i64> = loader.iter().take(12).flat_map(|b| b.unwrap().ids).collect();
+    let got: Vec<i64> = loader
+        .iter()
+        .take(12)
+        .flat_map(|b| b.unwrap().ids)
+        .collect();
     assert_eq!(got.len(), 48);
     assert!(got.iter().all(|i| (0..17).contains(i)));
 }
@@ -454,29 +666,47 @@ fn make_infinite_keeps_going() {
 #[test]
 fn padding_collators_from_config() {
     let d = tempfile::tempdir().unwrap();
-    let mut dm = manager(json!({"full_name": "mem/raw_varlen/train", "preprocess_function": "example_to_input_ids",
-                                "collate_fn": "pad_truncate", "collate_fn_kwargs": {"block_size": 5}}), None);
+    let mut dm = manager(
+        json!({"full_name": "mem/raw_varlen/train", "preprocess_function": "example_to_input_ids",
+                                "collate_fn": "pad_truncate", "collate_fn_kwargs": {"block_size": 5}}),
+        None,
+    );
     ready(&mut dm, d.path());
     for b in dm.get_dataloader("val", false, 0, 1).unwrap().iter() {
         let b = b.unwrap();
         assert_eq!(b.get("input_ids").unwrap().shape[1], 5);
         assert_eq!(b.ids.len(), b.get("input_ids").unwrap().shape[0]);
     }
-    let mut dm = manager(json!({"full_name": "mem/raw_varlen/train", "preprocess_function": "example_to_input_ids",
+    let mut dm = manager(
+        json!({"full_name": "mem/raw_varlen/train", "preprocess_function": "example_to_input_ids",
                                 "collate_fn": "dynamic_padding", "rewrite_manual_cache": true,
-                                "dataloader_kwargs": {"batch_size": 16}}), None);
+                                "dataloader_kwargs": {"batch_size": 16}}),
+        None,
+    );
     ready(&mut dm, d.path());
-    let b = dm.get_dataloader("val", false, 0, 1).unwrap().iter().next().unwrap().unwrap();
+    let b = dm
+        .get_dataloader("val", false, 0, 1)
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap()
+        .unwrap();
     assert_eq!(b.get("input_ids").unwrap().shape, [16, 10]);
-    assert_eq!(b.get("token_type_ids").unwrap().row(0), [0, 0, 0, 0, 2, 2, 2, 2, 2, 2]);
+    assert_eq!(
+        b.get("token_type_ids").unwrap().row(0),
+        [0, 0, 0, 0, 2, 2, 2, 2, 2, 2]
+    );
 }
 
 #[test]
 fn worker_count_does_not_change_batches() {
     let d = tempfile::tempdir().unwrap();
     let run = |workers: usize| {
-        let mut dm = manager(json!({"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "shuffle_buffer_size": 8,
-                                    "dataloader_kwargs": {"batch_size": 3, "num_workers": workers, "prefetch_factor": 1}}), None);
+        let mut dm = manager(
+            json!({"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "shuffle_buffer_size": 8,
+                                    "dataloader_kwargs": {"batch_size": 3, "num_workers": workers, "prefetch_factor": 1}}),
+            None,
+        );
         ready(&mut dm, d.path());
         batch_ids(&dm.get_dataloader("train", true, 1, 2).unwrap())
     };
@@ -492,12 +722,17 @@ fn worker_errors_arrive_as_errors() {
     let mut reg = Registry::builtin();
     reg.register_processor(
         "fail_on_5",
-        Arc::new(|e: Example, _: &xlm::registry::Ctx, _: &xlm::registry::Kwargs| {
-            if e.int("id").map_err(|x| ProcessError::failed("fail_on_5", x))? == 5 {
-                return Err(ProcessError::failed("fail_on_5", "row 5 is poisoned"));
-            }
-            Ok(e.with("seen", Value::Int(1)))
-        }),
+        Arc::new(
+            |e: Example, _: &xlm::registry::Ctx, _: &xlm::registry::Kwargs| {
+                if e.int("id")
+                    .map_err(|x| ProcessError::failed("fail_on_5", x))?
+                    == 5
+                {
+                    return Err(ProcessError::failed("fail_on_5", "row 5 is poisoned"));
+                }
+                Ok(e.with("seen", Value::Int(1)))
+            },
+        ),
         Some(vec![]),
     );
     for workers in [0, 2] {
@@ -508,8 +743,15 @@ fn worker_errors_arrive_as_errors() {
         ready(&mut dm, d.path());
         let loader = dm.get_dataloader("val", false, 0, 1).unwrap();
         let items: Vec<_> = loader.iter().collect();
-        assert_eq!(items.len(), 3, "two good batches then the error, then the iterator ends");
+        assert_eq!(
+            items.len(),
+            3,
+            "two good batches then the error, then the iterator ends"
+        );
         let e = items[2].as_ref().unwrap_err().to_string();
-        assert!(e.contains("batch 2") && e.contains("poisoned") && e.contains("sample 5"), "{e}");
+        assert!(
+            e.contains("batch 2") && e.contains("poisoned") && e.contains("sample 5"),
+            "{e}"
+        );
     }
 }

@@ -82,13 +82,19 @@ pub fn open(dir: &Path) -> Result<Table, CacheError> {
         let offsets = match (c.schema.kind, &c.offsets_file, c.offsets_bytes) {
             (ColumnKind::Int64, None, None) => {
                 if data.len() != rows * 8 {
-                    return Err(corrupt(format!("{} bytes for {rows} int64 rows", data.len())));
+                    return Err(corrupt(format!(
+                        "{} bytes for {rows} int64 rows",
+                        data.len()
+                    )));
                 }
                 None
             }
             (ColumnKind::Tokens | ColumnKind::Text, Some(f), Some(n)) => {
                 if n != (rows as u64 + 1) * 8 {
-                    return Err(corrupt(format!("offsets hold {} entries for {rows} rows", n / 8)));
+                    return Err(corrupt(format!(
+                        "offsets hold {} entries for {rows} rows",
+                        n / 8
+                    )));
                 }
                 let off = map(dir, f, n)?;
                 let last = u64::from_le_bytes(off[off.len() - 8..].try_into().expect("8 bytes"));
@@ -101,7 +107,12 @@ pub fn open(dir: &Path) -> Result<Table, CacheError> {
                 }
                 Some(off)
             }
-            _ => return Err(corrupt(format!("column `{}`: offsets file does not match its kind", c.schema.name))),
+            _ => {
+                return Err(corrupt(format!(
+                    "column `{}`: offsets file does not match its kind",
+                    c.schema.name
+                )))
+            }
         };
         columns.push(Column::from_parts(c.schema.clone(), data, offsets));
     }
@@ -162,11 +173,17 @@ mod tests {
         let dir = d.path().join("a/b");
         crate::cache::write(&table(), &dir).unwrap();
         let t = open(&dir).unwrap();
-        assert_eq!(t.rows().collect::<Vec<_>>(), table().rows().collect::<Vec<_>>());
+        assert_eq!(
+            t.rows().collect::<Vec<_>>(),
+            table().rows().collect::<Vec<_>>()
+        );
         verify(&dir).unwrap();
         // Rewriting replaces atomically and leaves no temporary directories.
         crate::cache::write(&table(), &dir).unwrap();
-        let names: Vec<_> = std::fs::read_dir(d.path().join("a")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(d.path().join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -202,8 +219,13 @@ mod tests {
         let dir = d.path().join("c");
         crate::cache::write(&table(), &dir).unwrap();
         let p = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&p).unwrap().replace("\"format_version\": 1", "\"format_version\": 99");
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("\"format_version\": 1", "\"format_version\": 99");
         std::fs::write(&p, text).unwrap();
-        assert!(matches!(open(&dir), Err(CacheError::Version { found: 99, .. })));
+        assert!(matches!(
+            open(&dir),
+            Err(CacheError::Version { found: 99, .. })
+        ));
     }
 }

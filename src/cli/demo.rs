@@ -32,14 +32,20 @@ impl DemoArgs {
             cache_dir: self.cache_dir.clone(),
         })?;
         let per_s = |n: u64, d: std::time::Duration| n as f64 / d.as_secs_f64().max(1e-9);
-        println!("xlm demo: mem/demo/train, {} rows, tokenized by SimpleSpaceTokenizer", r.rows);
+        println!(
+            "xlm demo: mem/demo/train, {} rows, tokenized by SimpleSpaceTokenizer",
+            r.rows
+        );
         println!(
             "  prepare  {:>8.1} ms  {} tokens cached ({:.2} M tokens/s)",
             r.prepare.as_secs_f64() * 1e3,
             r.cached_tokens,
             per_s(r.cached_tokens, r.prepare) / 1e6
         );
-        println!("  setup    {:>8.1} ms  (open cache, pack index, plan)", r.setup.as_secs_f64() * 1e3);
+        println!(
+            "  setup    {:>8.1} ms  (open cache, pack index, plan)",
+            r.setup.as_secs_f64() * 1e3
+        );
         println!(
             "  epoch    {:>8.1} ms  {} batches of packed blocks, {} examples, {} tokens",
             r.epoch.as_secs_f64() * 1e3,

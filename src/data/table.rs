@@ -123,7 +123,10 @@ impl Column {
     }
 
     fn range(&self, row: usize) -> (usize, usize) {
-        let off = self.offsets.as_ref().expect("list or text column has offsets");
+        let off = self
+            .offsets
+            .as_ref()
+            .expect("list or text column has offsets");
         (read_u64(off, row) as usize, read_u64(off, row + 1) as usize)
     }
 
@@ -338,7 +341,10 @@ impl TableBuilder {
                 Acc::Tokens { values, offsets } => {
                     let narrow = values.iter().all(|&v| v <= u16::MAX as u32);
                     let data: Vec<u8> = if narrow {
-                        values.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect()
+                        values
+                            .iter()
+                            .flat_map(|&v| (v as u16).to_le_bytes())
+                            .collect()
                     } else {
                         values.iter().flat_map(|v| v.to_le_bytes()).collect()
                     };

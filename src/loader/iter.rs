@@ -113,7 +113,7 @@ impl BatchIter {
         self.next
     }
 
-    fn from_worker(&mut self, b: u64) -> Option<Item> {
+    fn recv_from_worker(&mut self, b: u64) -> Option<Item> {
         let w = (b % self.workers.len() as u64) as usize;
         let rx = self.workers[w].rx.as_ref()?;
         match rx.recv() {
@@ -153,7 +153,7 @@ impl Iterator for BatchIter {
         let item = if self.workers.is_empty() {
             self.shared.build(b)
         } else {
-            self.from_worker(b)
+            self.recv_from_worker(b)
         }?;
         self.failed = item.is_err();
         self.next += 1;

@@ -137,7 +137,7 @@ impl DataLoader {
     }
 }
 
-impl<'a> IntoIterator for &'a DataLoader {
+impl IntoIterator for &DataLoader {
     type Item = crate::Result<Batch>;
     type IntoIter = BatchIter;
     fn into_iter(self) -> BatchIter {

@@ -42,15 +42,24 @@ impl DatasetManager {
     /// | train | no | no | random permutation by seed + epoch (sequential in debug-overfit or with `shuffle: false`) |
     /// | train | no | yes | the shard stream as is |
     /// | val/test/predict | any | any | never shuffled (a `shuffle: true` is forced off with a warning); split by rank under DDP |
-    pub fn get_dataloader(&mut self, kind: &str, is_ddp: bool, rank: usize, world_size: usize) -> Result<DataLoader> {
+    pub fn get_dataloader(
+        &mut self,
+        kind: &str,
+        is_ddp: bool,
+        rank: usize,
+        world_size: usize,
+    ) -> Result<DataLoader> {
         let kind: LoaderType = kind.parse()?;
         if rank >= world_size {
             return Err(LifecycleError::Rank { rank, world_size }.into());
         }
-        let pipeline = self.pipeline.clone().ok_or_else(|| LifecycleError::NotSetUp {
-            full_name: self.full_name.to_string(),
-            stages: self.config.stages.clone(),
-        })?;
+        let pipeline = self
+            .pipeline
+            .clone()
+            .ok_or_else(|| LifecycleError::NotSetUp {
+                full_name: self.full_name.to_string(),
+                stages: self.config.stages.clone(),
+            })?;
         let c = self.config.clone();
         let ddp = is_ddp && world_size > 1;
         let iterable = self.is_iterable();
@@ -67,12 +76,21 @@ impl DatasetManager {
             self.warn(format!("{}: shuffle is forced off for the {kind:?} loader; evaluation data is never shuffled", self.full_name));
         }
         let stream = |buffer: Option<usize>| OrderKind::Stream {
-            shard_sizes: pipeline.shard_sizes().cloned().expect("iterable mode has shards"),
+            shard_sizes: pipeline
+                .shard_sizes()
+                .cloned()
+                .expect("iterable mode has shards"),
             shuffle_buffer: buffer,
         };
         let order = match (train, iterable) {
-            (true, true) => stream(if c.debug_overfit { None } else { c.shuffle_buffer_size }),
-            (true, false) if c.debug_overfit || kwargs.shuffle == Some(false) => OrderKind::Sequential,
+            (true, true) => stream(if c.debug_overfit {
+                None
+            } else {
+                c.shuffle_buffer_size
+            }),
+            (true, false) if c.debug_overfit || kwargs.shuffle == Some(false) => {
+                OrderKind::Sequential
+            }
             (true, false) => OrderKind::Permuted,
             (false, true) => stream(None),
             (false, false) => OrderKind::Sequential,
@@ -91,7 +109,12 @@ impl DatasetManager {
             tokenizer: pipeline.ctx.tokenizer.clone(),
             block_size: pipeline.ctx.block_size,
         };
-        let collate = self.registry.collator("collate_fn", &c.collate_fn, &c.collate_fn_kwargs)?(&c.collate_fn_kwargs, &ctx)?;
+        let collate = self
+            .registry
+            .collator("collate_fn", &c.collate_fn, &c.collate_fn_kwargs)?(
+            &c.collate_fn_kwargs,
+            &ctx,
+        )?;
         let options = LoaderOptions {
             batch_size: kwargs.batch_size,
             drop_last: kwargs.drop_last,
@@ -99,6 +122,13 @@ impl DatasetManager {
             prefetch: kwargs.prefetch_factor,
         };
         let name = format!("{kind:?}").to_lowercase();
-        Ok(DataLoader::new(name, pipeline, collate, plan, options, self.epoch.clone()))
+        Ok(DataLoader::new(
+            name,
+            pipeline,
+            collate,
+            plan,
+            options,
+            self.epoch.clone(),
+        ))
     }
 }

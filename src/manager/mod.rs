@@ -39,7 +39,9 @@ pub enum ConfigError {
     GroupWithoutShards(String),
     #[error("on_the_fly_processor `{0}` and on_the_fly_group_processor `{1}` cannot both be set; the group processor subsumes per-example processing")]
     ProcessorAndGroup(String, String),
-    #[error("make_infinite needs iterable_dataset_shards (only an iterable stream can repeat forever)")]
+    #[error(
+        "make_infinite needs iterable_dataset_shards (only an iterable stream can repeat forever)"
+    )]
     InfiniteWithoutShards,
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
@@ -52,8 +54,13 @@ pub enum ConfigError {
 /// The life cycle was used out of order or with bad arguments.
 #[derive(Debug, Error)]
 pub enum LifecycleError {
-    #[error("{full_name}: get_dataloader before setup; call setup with a stage in {stages:?} first")]
-    NotSetUp { full_name: String, stages: Vec<Stage> },
+    #[error(
+        "{full_name}: get_dataloader before setup; call setup with a stage in {stages:?} first"
+    )]
+    NotSetUp {
+        full_name: String,
+        stages: Vec<Stage>,
+    },
     #[error("invalid dataloader type `{0}`; expected train, val, test or predict")]
     LoaderType(String),
     #[error("rank {rank} is not below world_size {world_size}")]
@@ -128,7 +135,9 @@ impl DatasetManagerBuilder {
 
     /// Validates the config and builds the manager.
     pub fn build(self) -> Result<DatasetManager, ConfigError> {
-        let registry = self.registry.unwrap_or_else(|| Arc::new(Registry::builtin()));
+        let registry = self
+            .registry
+            .unwrap_or_else(|| Arc::new(Registry::builtin()));
         let c = &self.config;
         validate(c, &registry)?;
         let name = if c.debug_overfit {
@@ -157,7 +166,10 @@ impl DatasetManagerBuilder {
     }
 }
 
-fn default_source(c: &DatasetManagerConfig, name: &FullName) -> Result<Arc<dyn Source>, ConfigError> {
+fn default_source(
+    c: &DatasetManagerConfig,
+    name: &FullName,
+) -> Result<Arc<dyn Source>, ConfigError> {
     match (&c.ds_type, &c.data_files) {
         (Some(fmt), Some(files)) => Ok(Arc::new(LocalFiles::new(*fmt, files.clone()))),
         (Some(_), None) => Err(ConfigError::Invalid {
@@ -207,7 +219,10 @@ fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
         if !(s.size > 0.0 && (s.size < 1.0 || s.size.fract() == 0.0)) {
             return Err(ConfigError::Invalid {
                 key: "train_test_split.size",
-                reason: format!("{} is neither a fraction in (0, 1) nor a whole row count", s.size),
+                reason: format!(
+                    "{} is neither a fraction in (0, 1) nor a whole row count",
+                    s.size
+                ),
             });
         }
     }
@@ -225,7 +240,11 @@ fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
         r.processor("on_the_fly_processor", f, &c.on_the_fly_processor_kwargs)?;
     }
     if let Some(f) = &c.on_the_fly_group_processor {
-        r.group("on_the_fly_group_processor", f, &c.on_the_fly_group_processor_kwargs)?;
+        r.group(
+            "on_the_fly_group_processor",
+            f,
+            &c.on_the_fly_group_processor_kwargs,
+        )?;
     }
     r.collator("collate_fn", &c.collate_fn, &c.collate_fn_kwargs)?;
     Ok(())

@@ -44,7 +44,8 @@ impl RowSet {
         match self {
             RowSet::All(_) => rows,
             RowSet::Some(v) => {
-                v.partition_point(|&r| (r as usize) < rows.start)..v.partition_point(|&r| (r as usize) < rows.end)
+                v.partition_point(|&r| (r as usize) < rows.start)
+                    ..v.partition_point(|&r| (r as usize) < rows.end)
             }
         }
     }
@@ -165,9 +166,9 @@ impl SampleReader for Pipeline {
             Layout::Rows => {
                 let e = self.table.row(self.rows.row(sample as usize));
                 match &self.processor {
-                    Some((name, f, kw)) => {
-                        Ok(f(e, &self.ctx, kw).map_err(|err| ProcessError::failed(name, format!("sample {sample}: {err}")))?)
-                    }
+                    Some((name, f, kw)) => Ok(f(e, &self.ctx, kw).map_err(|err| {
+                        ProcessError::failed(name, format!("sample {sample}: {err}"))
+                    })?),
                     None => Ok(e),
                 }
             }

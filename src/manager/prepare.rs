@@ -21,7 +21,11 @@ impl DatasetManager {
         }
         let dir = self.cache_dir(&args.manual_cache_dir);
         if cache::is_cache(&dir) && !self.config.rewrite_manual_cache {
-            return Ok(if args.load { Some(cache::open(&dir)?) } else { None });
+            return Ok(if args.load {
+                Some(cache::open(&dir)?)
+            } else {
+                None
+            });
         }
         let table = self.download_and_preprocess(args)?;
         cache::write(&table, &dir)?;
@@ -83,17 +87,29 @@ impl DatasetManager {
             )),
             None => None,
         };
-        if filter.is_none() && map.is_none() && c.columns_to_keep.is_none() && c.columns_to_remove.is_none() {
+        if filter.is_none()
+            && map.is_none()
+            && c.columns_to_keep.is_none()
+            && c.columns_to_remove.is_none()
+        {
             return Ok(table);
         }
-        for (key, cols) in [("columns_to_keep", &c.columns_to_keep), ("columns_to_remove", &c.columns_to_remove)] {
+        for (key, cols) in [
+            ("columns_to_keep", &c.columns_to_keep),
+            ("columns_to_remove", &c.columns_to_remove),
+        ] {
             for col in cols.iter().flatten() {
                 if map.is_none() && table.column(col).is_none() {
                     return Err(super::ConfigError::Invalid {
                         key,
                         reason: format!(
                             "column `{col}` is not in the data (columns: {})",
-                            table.schema().iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                            table
+                                .schema()
+                                .iter()
+                                .map(|s| s.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     }
                     .into());
@@ -112,7 +128,8 @@ impl DatasetManager {
                 }
             }
             if let Some((name, f)) = &map {
-                e = f(e, &ctx, &c.preprocess_function_kwargs).map_err(|err| ProcessError::failed(name, format!("row {i}: {err}")))?;
+                e = f(e, &ctx, &c.preprocess_function_kwargs)
+                    .map_err(|err| ProcessError::failed(name, format!("row {i}: {err}")))?;
             }
             if let Some(keep) = &c.columns_to_keep {
                 e.retain(|n| keep.iter().any(|k| k == n));

@@ -33,7 +33,8 @@ impl DatasetManager {
                 num_proc: None,
                 load: true,
             };
-            self.prepare_data(&prep)?.expect("prepare_data without cache returns the data")
+            self.prepare_data(&prep)?
+                .expect("prepare_data without cache returns the data")
         };
         let ctx = Ctx {
             tokenizer: args.tokenizer.clone(),
@@ -44,7 +45,9 @@ impl DatasetManager {
         let rows = match &c.on_the_fly_filter_fn {
             None => RowSet::All(table.len()),
             Some(name) => {
-                let f = self.registry.filter("on_the_fly_filter_fn", name, &no_kwargs)?;
+                let f = self
+                    .registry
+                    .filter("on_the_fly_filter_fn", name, &no_kwargs)?;
                 let mut kept = Vec::new();
                 for i in 0..table.len() {
                     if f(&table.row(i), &no_kwargs)? {
@@ -77,27 +80,52 @@ impl DatasetManager {
         let (layout, shard_sizes) = match (&c.on_the_fly_group_processor, &shards) {
             (Some(name), Some(shards)) => {
                 let kwargs = &c.on_the_fly_group_processor_kwargs;
-                let spec = self.registry.group("on_the_fly_group_processor", name, kwargs)?(kwargs, &ctx)?;
+                let spec = self
+                    .registry
+                    .group("on_the_fly_group_processor", name, kwargs)?(
+                    kwargs, &ctx
+                )?;
                 for col in c.on_the_fly_group_processor_remove_columns.iter().flatten() {
                     if table.column(col).is_none() {
                         return Err(fail(format!("on_the_fly_group_processor_remove_columns: column `{col}` is not in the data")).into());
                     }
                 }
                 let column = spec.column.clone().unwrap_or_else(|| {
-                    if table.column("input_ids").is_some() { "input_ids" } else { "token_ids" }.to_string()
+                    if table.column("input_ids").is_some() {
+                        "input_ids"
+                    } else {
+                        "token_ids"
+                    }
+                    .to_string()
                 });
                 let col = table
                     .column(&column)
-                    .filter(|col| col.schema().kind == ColumnKind::Tokens)
-                    .ok_or_else(|| fail(format!("{name} packs the token column `{column}`, which the data does not have")))?;
+                    .filter(|col| col.schema().kind == ColumnKind::Tokens);
+                // An empty table (e.g. an empty jsonl file) has no schema and packs to no blocks.
+                if col.is_none() && !table.is_empty() {
+                    return Err(fail(format!(
+                        "{name} packs the token column `{column}`, which the data does not have"
+                    ))
+                    .into());
+                }
                 let index = PackIndex::build(
                     spec,
-                    shards.iter().map(|r| (r.start, r.clone().map(|p| col.list_len(rows.row(p))).collect())),
+                    shards.iter().map(|r| {
+                        (
+                            r.start,
+                            r.clone()
+                                .map(|p| col.map_or(0, |c| c.list_len(rows.row(p))))
+                                .collect(),
+                        )
+                    }),
                 );
                 let sizes = index.shard_blocks();
                 (Layout::Packed { index, column }, Some(Arc::new(sizes)))
             }
-            (_, Some(shards)) => (Layout::Rows, Some(Arc::new(shards.iter().map(|r| r.len() as u64).collect()))),
+            (_, Some(shards)) => (
+                Layout::Rows,
+                Some(Arc::new(shards.iter().map(|r| r.len() as u64).collect())),
+            ),
             (_, None) => (Layout::Rows, None),
         };
         self.pipeline = Some(Arc::new(Pipeline {

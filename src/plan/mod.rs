@@ -81,7 +81,13 @@ impl PlanSpec {
 
     /// Batches this rank yields per epoch (`None` when infinite).
     pub fn num_batches(&self, batch_size: u64, drop_last: bool) -> Option<u64> {
-        self.rank_len().map(|n| if drop_last { n / batch_size } else { n.div_ceil(batch_size) })
+        self.rank_len().map(|n| {
+            if drop_last {
+                n / batch_size
+            } else {
+                n.div_ceil(batch_size)
+            }
+        })
     }
 
     /// The rank's stream for `epoch`.
@@ -125,7 +131,12 @@ impl RankStream {
         if let Some((_, o)) = cache.iter().find(|(e, _)| *e == epoch) {
             return o.clone();
         }
-        let o = Arc::new(epoch_order(&self.spec.order, self.spec.num_samples, self.spec.seed, epoch));
+        let o = Arc::new(epoch_order(
+            &self.spec.order,
+            self.spec.num_samples,
+            self.spec.seed,
+            epoch,
+        ));
         if cache.len() >= 2 {
             cache.remove(0);
         }

@@ -104,7 +104,12 @@ pub fn epoch_order(kind: &OrderKind, s: u64, seed: u64, epoch: u64) -> Order {
             let stream = shards
                 .into_iter()
                 .flat_map(|i| starts[i]..starts[i] + shard_sizes[i]);
-            Order::Explicit(buffer_shuffle(stream, buffer, &mut Rng::new(&[seed, epoch, TAG_BUFFER]), s))
+            Order::Explicit(buffer_shuffle(
+                stream,
+                buffer,
+                &mut Rng::new(&[seed, epoch, TAG_BUFFER]),
+                s,
+            ))
         }
     }
 }
@@ -112,7 +117,12 @@ pub fn epoch_order(kind: &OrderKind, s: u64, seed: u64, epoch: u64) -> Order {
 /// The shuffle-buffer algorithm of streaming loaders, over indices: fill a
 /// buffer of `size`; then each incoming item replaces a uniformly chosen
 /// buffered one, which is emitted; at the end the rest is emitted shuffled.
-fn buffer_shuffle(stream: impl Iterator<Item = u64>, size: usize, rng: &mut Rng, n: u64) -> Vec<u64> {
+fn buffer_shuffle(
+    stream: impl Iterator<Item = u64>,
+    size: usize,
+    rng: &mut Rng,
+    n: u64,
+) -> Vec<u64> {
     let mut out = Vec::with_capacity(n as usize);
     let mut buf: Vec<u64> = Vec::with_capacity(size.min(n as usize));
     for x in stream {
@@ -153,15 +163,27 @@ mod tests {
         let kinds = [
             OrderKind::Sequential,
             OrderKind::Permuted,
-            OrderKind::Stream { shard_sizes: Arc::new(vec![3, 3, 2]), shuffle_buffer: Some(3) },
-            OrderKind::Stream { shard_sizes: Arc::new(vec![3, 3, 2]), shuffle_buffer: None },
+            OrderKind::Stream {
+                shard_sizes: Arc::new(vec![3, 3, 2]),
+                shuffle_buffer: Some(3),
+            },
+            OrderKind::Stream {
+                shard_sizes: Arc::new(vec![3, 3, 2]),
+                shuffle_buffer: None,
+            },
         ];
         for k in &kinds {
             let mut v = epoch_order(k, 8, 7, 1).to_vec();
             v.sort();
             assert_eq!(v, (0..8).collect::<Vec<_>>());
         }
-        assert_ne!(epoch_order(&kinds[1], 50, 7, 0), epoch_order(&kinds[1], 50, 7, 1));
-        assert_eq!(epoch_order(&kinds[1], 50, 7, 1), epoch_order(&kinds[1], 50, 7, 1));
+        assert_ne!(
+            epoch_order(&kinds[1], 50, 7, 0),
+            epoch_order(&kinds[1], 50, 7, 1)
+        );
+        assert_eq!(
+            epoch_order(&kinds[1], 50, 7, 1),
+            epoch_order(&kinds[1], 50, 7, 1)
+        );
     }
 }

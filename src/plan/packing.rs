@@ -52,7 +52,11 @@ impl PackIndex {
                 acc += spec.row_span(len) as u64;
                 cum.push(acc);
             }
-            let blocks = if spec.drop_last { acc / b } else { acc.div_ceil(b) };
+            let blocks = if spec.drop_last {
+                acc / b
+            } else {
+                acc.div_ceil(b)
+            };
             block_starts.push(block_starts.last().expect("non-empty") + blocks);
             out.push(ShardPack { first, cum, blocks });
         }
@@ -145,24 +149,53 @@ mod tests {
     #[test]
     fn varlen_dataset_packs_into_16_blocks_of_8() {
         // mem/raw_varlen/train over 4 contiguous shards.
-        let shards = vec![(0, vec![4; 4]), (4, vec![6; 4]), (8, vec![4; 4]), (12, vec![10; 4])];
+        let shards = vec![
+            (0, vec![4; 4]),
+            (4, vec![6; 4]),
+            (8, vec![4; 4]),
+            (12, vec![10; 4]),
+        ];
         let idx = PackIndex::build(spec(8, true, true), shards);
         assert_eq!(idx.shard_blocks(), vec![3, 4, 3, 6]);
         assert_eq!(idx.num_blocks(), 16);
         for b in 0..16 {
-            assert_eq!(idx.pieces(b).iter().map(piece_len).sum::<usize>(), 8, "block {b}");
+            assert_eq!(
+                idx.pieces(b).iter().map(piece_len).sum::<usize>(),
+                8,
+                "block {b}"
+            );
         }
-        assert_eq!(idx.pieces(0), vec![Piece::Bos(0), Piece::Tokens(0, 0..4), Piece::Eos(0), Piece::Bos(1), Piece::Tokens(1, 0..1)]);
+        assert_eq!(
+            idx.pieces(0),
+            vec![
+                Piece::Bos(0),
+                Piece::Tokens(0, 0..4),
+                Piece::Eos(0),
+                Piece::Bos(1),
+                Piece::Tokens(1, 0..1)
+            ]
+        );
     }
 
     #[test]
     fn pads_the_last_block_when_not_dropping() {
         let idx = PackIndex::build(spec(8, false, false), vec![(0, vec![3, 3])]);
         assert_eq!(idx.num_blocks(), 1);
-        assert_eq!(idx.pieces(0), vec![Piece::Tokens(0, 0..3), Piece::Eos(0), Piece::Tokens(1, 0..3), Piece::Eos(1)]);
+        assert_eq!(
+            idx.pieces(0),
+            vec![
+                Piece::Tokens(0, 0..3),
+                Piece::Eos(0),
+                Piece::Tokens(1, 0..3),
+                Piece::Eos(1)
+            ]
+        );
         let idx = PackIndex::build(spec(5, false, false), vec![(0, vec![3, 3])]);
         assert_eq!(idx.num_blocks(), 2);
-        assert_eq!(idx.pieces(1), vec![Piece::Tokens(1, 1..3), Piece::Eos(1), Piece::Pad(2)]);
+        assert_eq!(
+            idx.pieces(1),
+            vec![Piece::Tokens(1, 1..3), Piece::Eos(1), Piece::Pad(2)]
+        );
     }
 
     #[test]
@@ -170,7 +203,10 @@ mod tests {
         for block in 1..9 {
             for bos in [false, true] {
                 let lens = vec![0, 1, 5, 2, 9, 3];
-                let idx = PackIndex::build(spec(block, bos, false), vec![(0, lens.clone()[..3].to_vec()), (3, lens[3..].to_vec())]);
+                let idx = PackIndex::build(
+                    spec(block, bos, false),
+                    vec![(0, lens.clone()[..3].to_vec()), (3, lens[3..].to_vec())],
+                );
                 let mut seen = vec![0usize; lens.len()];
                 for b in 0..idx.num_blocks() {
                     let ps = idx.pieces(b);

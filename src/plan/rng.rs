@@ -61,9 +61,24 @@ mod tests {
 
     #[test]
     fn stream_is_fixed_and_keyed() {
-        let a: Vec<u64> = (0..3).map({ let mut r = Rng::new(&[42, 0]); move |_| r.next_u64() }).collect();
-        let b: Vec<u64> = (0..3).map({ let mut r = Rng::new(&[42, 0]); move |_| r.next_u64() }).collect();
-        let c: Vec<u64> = (0..3).map({ let mut r = Rng::new(&[42, 1]); move |_| r.next_u64() }).collect();
+        let a: Vec<u64> = (0..3)
+            .map({
+                let mut r = Rng::new(&[42, 0]);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..3)
+            .map({
+                let mut r = Rng::new(&[42, 0]);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let c: Vec<u64> = (0..3)
+            .map({
+                let mut r = Rng::new(&[42, 1]);
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
         let mut r = Rng::new(&[1]);

@@ -99,7 +99,9 @@ impl Collate for StackCollator {
             match e.get("id") {
                 Some(Value::Int(id)) => batch.ids.push(*id),
                 _ if self.require_ids => {
-                    return Err(fail(format!("example {i} in the batch has no int64 `id` column; id tracking needs one")))
+                    return Err(fail(format!(
+                        "example {i} in the batch has no int64 `id` column; id tracking needs one"
+                    )))
                 }
                 _ => {}
             }
@@ -114,7 +116,12 @@ impl Collate for StackCollator {
 fn pad_id(kw: &Kwargs, name: &str, ctx: &Ctx) -> Result<i64, ProcessError> {
     Ok(opt_usize(kw, name, "pad_id")?
         .map(|v| v as i64)
-        .or_else(|| ctx.tokenizer.as_ref().and_then(|t| t.specials().pad).map(i64::from))
+        .or_else(|| {
+            ctx.tokenizer
+                .as_ref()
+                .and_then(|t| t.specials().pad)
+                .map(i64::from)
+        })
         .unwrap_or(0))
 }
 
@@ -122,26 +129,46 @@ pub(super) fn builtin_collators() -> Vec<(&'static str, CollatorFn, &'static [&'
     vec![
         (
             "default",
-            Arc::new(|_: &Kwargs, _: &Ctx| Ok(Arc::new(StackCollator::new("default", PadMode::None, 0, false)) as Arc<dyn Collate>)),
+            Arc::new(|_: &Kwargs, _: &Ctx| {
+                Ok(
+                    Arc::new(StackCollator::new("default", PadMode::None, 0, false))
+                        as Arc<dyn Collate>,
+                )
+            }),
             &[],
         ),
         (
             "id_tracking",
-            Arc::new(|_: &Kwargs, _: &Ctx| Ok(Arc::new(StackCollator::new("id_tracking", PadMode::None, 0, true)) as Arc<dyn Collate>)),
+            Arc::new(|_: &Kwargs, _: &Ctx| {
+                Ok(
+                    Arc::new(StackCollator::new("id_tracking", PadMode::None, 0, true))
+                        as Arc<dyn Collate>,
+                )
+            }),
             &[],
         ),
         (
             "pad_truncate",
             Arc::new(|kw: &Kwargs, ctx: &Ctx| {
                 let n = block_size(kw, "pad_truncate", ctx.block_size)?;
-                Ok(Arc::new(StackCollator::new("pad_truncate", PadMode::Fixed(n), pad_id(kw, "pad_truncate", ctx)?, false)) as Arc<dyn Collate>)
+                Ok(Arc::new(StackCollator::new(
+                    "pad_truncate",
+                    PadMode::Fixed(n),
+                    pad_id(kw, "pad_truncate", ctx)?,
+                    false,
+                )) as Arc<dyn Collate>)
             }),
             &["block_size", "pad_id"],
         ),
         (
             "dynamic_padding",
             Arc::new(|kw: &Kwargs, ctx: &Ctx| {
-                Ok(Arc::new(StackCollator::new("dynamic_padding", PadMode::Dynamic, pad_id(kw, "dynamic_padding", ctx)?, false)) as Arc<dyn Collate>)
+                Ok(Arc::new(StackCollator::new(
+                    "dynamic_padding",
+                    PadMode::Dynamic,
+                    pad_id(kw, "dynamic_padding", ctx)?,
+                    false,
+                )) as Arc<dyn Collate>)
             }),
             &["pad_id"],
         ),
@@ -155,7 +182,10 @@ mod tests {
     fn ex(id: i64, n: usize) -> Example {
         Example::new()
             .with("id", Value::Int(id))
-            .with("input_ids", Value::List((0..n as i64).map(|x| x + 10).collect()))
+            .with(
+                "input_ids",
+                Value::List((0..n as i64).map(|x| x + 10).collect()),
+            )
             .with("attention_mask", Value::List(vec![1; n]))
             .with("token_type_ids", Value::List(vec![0; n]))
             .with("text", Value::Text("t".into()))
@@ -163,16 +193,22 @@ mod tests {
 
     #[test]
     fn stacks_equal_rows_and_carries_ids() {
-        let b = StackCollator::new("id_tracking", PadMode::None, 0, true).collate(&[ex(3, 2), ex(4, 2)]).unwrap();
+        let b = StackCollator::new("id_tracking", PadMode::None, 0, true)
+            .collate(&[ex(3, 2), ex(4, 2)])
+            .unwrap();
         assert_eq!(b.ids, [3, 4]);
         assert_eq!(b.get("input_ids").unwrap().shape, [2, 2]);
         assert_eq!(b.get("input_ids").unwrap().data, [10, 11, 10, 11]);
         assert!(b.get("text").is_none());
-        let e = StackCollator::new("default", PadMode::None, 0, false).collate(&[ex(3, 2), ex(4, 3)]).unwrap_err();
+        let e = StackCollator::new("default", PadMode::None, 0, false)
+            .collate(&[ex(3, 2), ex(4, 3)])
+            .unwrap_err();
         assert!(e.to_string().contains("example 1"), "{e}");
         let mut no_id = ex(1, 2);
         no_id.remove("id");
-        assert!(StackCollator::new("id_tracking", PadMode::None, 0, true).collate(&[no_id]).is_err());
+        assert!(StackCollator::new("id_tracking", PadMode::None, 0, true)
+            .collate(&[no_id])
+            .is_err());
     }
 
     #[test]
@@ -183,6 +219,13 @@ mod tests {
         assert_eq!(b.get("attention_mask").unwrap().data, [1, 0, 0, 1, 1, 1]);
         assert_eq!(b.get("token_type_ids").unwrap().data, [0, 2, 2, 0, 0, 0]);
         let d = StackCollator::new("dynamic_padding", PadMode::Dynamic, 0, false);
-        assert_eq!(d.collate(&[ex(1, 1), ex(2, 4)]).unwrap().get("input_ids").unwrap().shape, [2, 4]);
+        assert_eq!(
+            d.collate(&[ex(1, 1), ex(2, 4)])
+                .unwrap()
+                .get("input_ids")
+                .unwrap()
+                .shape,
+            [2, 4]
+        );
     }
 }

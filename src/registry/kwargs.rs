@@ -12,18 +12,30 @@ fn bad(function: &str, kwarg: &str, reason: &str) -> ProcessError {
 }
 
 /// Optional non-negative integer kwarg.
-pub(crate) fn opt_usize(kw: &Kwargs, function: &str, key: &str) -> Result<Option<usize>, ProcessError> {
+pub(crate) fn opt_usize(
+    kw: &Kwargs,
+    function: &str,
+    key: &str,
+) -> Result<Option<usize>, ProcessError> {
     match kw.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(|x| Some(x as usize))
-            .ok_or_else(|| bad(function, key, &format!("expected a non-negative integer, got {v}"))),
+        Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
+            bad(
+                function,
+                key,
+                &format!("expected a non-negative integer, got {v}"),
+            )
+        }),
     }
 }
 
 /// Optional boolean kwarg with a default.
-pub(crate) fn bool_or(kw: &Kwargs, function: &str, key: &str, default: bool) -> Result<bool, ProcessError> {
+pub(crate) fn bool_or(
+    kw: &Kwargs,
+    function: &str,
+    key: &str,
+    default: bool,
+) -> Result<bool, ProcessError> {
     match kw.get(key) {
         None | Some(serde_json::Value::Null) => Ok(default),
         Some(v) => v
@@ -33,7 +45,11 @@ pub(crate) fn bool_or(kw: &Kwargs, function: &str, key: &str, default: bool) -> 
 }
 
 /// Optional string kwarg.
-pub(crate) fn opt_str<'a>(kw: &'a Kwargs, function: &str, key: &str) -> Result<Option<&'a str>, ProcessError> {
+pub(crate) fn opt_str<'a>(
+    kw: &'a Kwargs,
+    function: &str,
+    key: &str,
+) -> Result<Option<&'a str>, ProcessError> {
     match kw.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(v) => v
@@ -44,10 +60,20 @@ pub(crate) fn opt_str<'a>(kw: &'a Kwargs, function: &str, key: &str) -> Result<O
 }
 
 /// `block_size` from the kwargs, else from setup's block_size.
-pub(crate) fn block_size(kw: &Kwargs, function: &str, ctx_block: Option<usize>) -> Result<usize, ProcessError> {
-    let b = opt_usize(kw, function, "block_size")?.or(ctx_block).ok_or_else(|| {
-        bad(function, "block_size", "not given, and setup was not given a block_size either")
-    })?;
+pub(crate) fn block_size(
+    kw: &Kwargs,
+    function: &str,
+    ctx_block: Option<usize>,
+) -> Result<usize, ProcessError> {
+    let b = opt_usize(kw, function, "block_size")?
+        .or(ctx_block)
+        .ok_or_else(|| {
+            bad(
+                function,
+                "block_size",
+                "not given, and setup was not given a block_size either",
+            )
+        })?;
     if b == 0 {
         return Err(bad(function, "block_size", "must be at least 1"));
     }

@@ -13,9 +13,9 @@ fn identity(e: Example, _: &Ctx, _: &Kwargs) -> Result<Example, ProcessError> {
 
 /// Renames `token_ids` to `input_ids`.
 fn token_ids_to_input_ids(mut e: Example, _: &Ctx, _: &Kwargs) -> Result<Example, ProcessError> {
-    let ids = e
-        .remove("token_ids")
-        .ok_or_else(|| ProcessError::failed("token_ids_to_input_ids", "the example has no `token_ids`"))?;
+    let ids = e.remove("token_ids").ok_or_else(|| {
+        ProcessError::failed("token_ids_to_input_ids", "the example has no `token_ids`")
+    })?;
     e.set("input_ids", ids);
     Ok(e)
 }
@@ -28,7 +28,10 @@ fn example_to_input_ids(mut e: Example, ctx: &Ctx, kw: &Kwargs) -> Result<Exampl
     let mut ids = match e.remove("token_ids") {
         Some(Value::List(v)) => v,
         Some(other) => {
-            return Err(ProcessError::failed(NAME, format!("`token_ids` is a {}, not a token list", other.kind_name())))
+            return Err(ProcessError::failed(
+                NAME,
+                format!("`token_ids` is a {}, not a token list", other.kind_name()),
+            ))
         }
         None => return Err(ProcessError::failed(NAME, "the example has no `token_ids`")),
     };
@@ -51,16 +54,29 @@ fn tokenize(mut e: Example, ctx: &Ctx, kw: &Kwargs) -> Result<Example, ProcessEr
         .as_ref()
         .ok_or_else(|| ProcessError::failed(NAME, "no tokenizer was passed to prepare_data"))?;
     let text = e.text(col).map_err(|err| ProcessError::failed(NAME, err))?;
-    let ids = tok.encode(text).map_err(|err| ProcessError::failed(NAME, err))?;
-    e.set("token_ids", Value::List(ids.into_iter().map(i64::from).collect()));
+    let ids = tok
+        .encode(text)
+        .map_err(|err| ProcessError::failed(NAME, err))?;
+    e.set(
+        "token_ids",
+        Value::List(ids.into_iter().map(i64::from).collect()),
+    );
     Ok(e)
 }
 
 pub(super) fn builtin_maps() -> Vec<Named<MapFn>> {
     vec![
         ("identity", Arc::new(identity), &[]),
-        ("token_ids_to_input_ids", Arc::new(token_ids_to_input_ids), &[]),
-        ("example_to_input_ids", Arc::new(example_to_input_ids), &["block_size"]),
+        (
+            "token_ids_to_input_ids",
+            Arc::new(token_ids_to_input_ids),
+            &[],
+        ),
+        (
+            "example_to_input_ids",
+            Arc::new(example_to_input_ids),
+            &["block_size"],
+        ),
         ("tokenize", Arc::new(tokenize), &["text_column"]),
     ]
 }
@@ -77,7 +93,10 @@ fn min_tokens(e: &Example, kw: &Kwargs) -> Result<bool, ProcessError> {
     const NAME: &str = "min_tokens";
     let col = opt_str(kw, NAME, "column")?.unwrap_or("token_ids");
     let min = opt_usize(kw, NAME, "min_len")?.unwrap_or(1);
-    let n = e.list(col).map_err(|err| ProcessError::failed(NAME, err))?.len();
+    let n = e
+        .list(col)
+        .map_err(|err| ProcessError::failed(NAME, err))?
+        .len();
     Ok(n >= min)
 }
 
@@ -107,7 +126,15 @@ mod tests {
         assert_eq!(e.list("attention_mask").unwrap(), [1, 1]);
         assert_eq!(e.list("token_type_ids").unwrap(), [0, 0]);
         assert!(e.get("token_ids").is_none());
-        let e = example_to_input_ids(ex(), &Ctx { block_size: Some(8), ..Ctx::default() }, &Kwargs::new()).unwrap();
+        let e = example_to_input_ids(
+            ex(),
+            &Ctx {
+                block_size: Some(8),
+                ..Ctx::default()
+            },
+            &Kwargs::new(),
+        )
+        .unwrap();
         assert_eq!(e.list("input_ids").unwrap().len(), 3);
     }
 
@@ -125,10 +152,17 @@ mod tests {
     #[test]
     fn tokenize_uses_the_tokenizer() {
         let ctx = Ctx {
-            tokenizer: Some(Arc::new(crate::tokenizer::SimpleSpaceTokenizer::test_vocab())),
+            tokenizer: Some(Arc::new(
+                crate::tokenizer::SimpleSpaceTokenizer::test_vocab(),
+            )),
             block_size: None,
         };
-        let e = tokenize(Example::new().with("text", Value::Text("w0 w2".into())), &ctx, &Kwargs::new()).unwrap();
+        let e = tokenize(
+            Example::new().with("text", Value::Text("w0 w2".into())),
+            &ctx,
+            &Kwargs::new(),
+        )
+        .unwrap();
         assert_eq!(e.list("token_ids").unwrap(), [7, 9]);
         assert!(tokenize(Example::new(), &Ctx::default(), &Kwargs::new()).is_err());
     }

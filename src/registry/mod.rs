@@ -39,7 +39,9 @@ pub enum ProcessError {
         name: String,
         available: String,
     },
-    #[error("{key}: `{function}` does not take the keyword argument `{kwarg}` (it takes: {accepted})")]
+    #[error(
+        "{key}: `{function}` does not take the keyword argument `{kwarg}` (it takes: {accepted})"
+    )]
     UnknownKwarg {
         key: String,
         function: String,
@@ -82,7 +84,8 @@ pub type FilterFn = Arc<dyn Fn(&Example, &Kwargs) -> Result<bool, ProcessError> 
 /// Builds a packing layout from kwargs.
 pub type GroupFn = Arc<dyn Fn(&Kwargs, &Ctx) -> Result<PackSpec, ProcessError> + Send + Sync>;
 /// Builds a collator from kwargs.
-pub type CollatorFn = Arc<dyn Fn(&Kwargs, &Ctx) -> Result<Arc<dyn Collate>, ProcessError> + Send + Sync>;
+pub type CollatorFn =
+    Arc<dyn Fn(&Kwargs, &Ctx) -> Result<Arc<dyn Collate>, ProcessError> + Send + Sync>;
 
 /// A registered function and the kwargs it accepts (`None`: any).
 #[derive(Clone)]
@@ -129,7 +132,11 @@ fn lookup<'a, F>(
                 key: key.to_string(),
                 function: name.to_string(),
                 kwarg: bad.clone(),
-                accepted: if params.is_empty() { "none".into() } else { params.join(", ") },
+                accepted: if params.is_empty() {
+                    "none".into()
+                } else {
+                    params.join(", ")
+                },
             });
         }
     }
@@ -183,15 +190,30 @@ impl Registry {
     }
 
     /// The preprocess function `name`, checked against `kwargs`; `key` names the config key for errors.
-    pub fn preprocess(&self, key: &str, name: &str, kwargs: &Kwargs) -> Result<&MapFn, ProcessError> {
+    pub fn preprocess(
+        &self,
+        key: &str,
+        name: &str,
+        kwargs: &Kwargs,
+    ) -> Result<&MapFn, ProcessError> {
         lookup(&self.preprocess, key, "preprocess function", name, kwargs)
     }
     /// The filter `name`.
-    pub fn filter(&self, key: &str, name: &str, kwargs: &Kwargs) -> Result<&FilterFn, ProcessError> {
+    pub fn filter(
+        &self,
+        key: &str,
+        name: &str,
+        kwargs: &Kwargs,
+    ) -> Result<&FilterFn, ProcessError> {
         lookup(&self.filters, key, "filter", name, kwargs)
     }
     /// The processor `name`.
-    pub fn processor(&self, key: &str, name: &str, kwargs: &Kwargs) -> Result<&MapFn, ProcessError> {
+    pub fn processor(
+        &self,
+        key: &str,
+        name: &str,
+        kwargs: &Kwargs,
+    ) -> Result<&MapFn, ProcessError> {
         lookup(&self.processors, key, "processor", name, kwargs)
     }
     /// The group processor `name`.
@@ -199,7 +221,12 @@ impl Registry {
         lookup(&self.groups, key, "group processor", name, kwargs)
     }
     /// The collator `name`.
-    pub fn collator(&self, key: &str, name: &str, kwargs: &Kwargs) -> Result<&CollatorFn, ProcessError> {
+    pub fn collator(
+        &self,
+        key: &str,
+        name: &str,
+        kwargs: &Kwargs,
+    ) -> Result<&CollatorFn, ProcessError> {
         lookup(&self.collators, key, "collator", name, kwargs)
     }
 }

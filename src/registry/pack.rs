@@ -49,11 +49,20 @@ impl PackSpec {
 /// `seq [EOS]`) per row; needs an EOS id; `use_bos` with no BOS uses EOS.
 fn pack_sequences(kw: &Kwargs, ctx: &Ctx) -> Result<PackSpec, ProcessError> {
     const NAME: &str = "pack_sequences";
-    let specials = ctx.tokenizer.as_ref().map(|t| t.specials()).unwrap_or_default();
+    let specials = ctx
+        .tokenizer
+        .as_ref()
+        .map(|t| t.specials())
+        .unwrap_or_default();
     let eos = opt_usize(kw, NAME, "eos_id")?
         .map(|v| v as u32)
         .or(specials.eos)
-        .ok_or_else(|| ProcessError::failed(NAME, "needs an EOS id: the tokenizer has no EOS token and no `eos_id` kwarg was given"))?;
+        .ok_or_else(|| {
+            ProcessError::failed(
+                NAME,
+                "needs an EOS id: the tokenizer has no EOS token and no `eos_id` kwarg was given",
+            )
+        })?;
     let use_bos = bool_or(kw, NAME, "use_bos", false)?;
     let bos = use_bos.then(|| specials.bos.unwrap_or(eos));
     Ok(PackSpec {
@@ -72,7 +81,11 @@ fn pack_sequences(kw: &Kwargs, ctx: &Ctx) -> Result<PackSpec, ProcessError> {
 /// blocks and records, per token, the `id` of its source row in `source_ids`.
 fn pack_with_id(kw: &Kwargs, ctx: &Ctx) -> Result<PackSpec, ProcessError> {
     const NAME: &str = "pack_with_id";
-    let specials = ctx.tokenizer.as_ref().map(|t| t.specials()).unwrap_or_default();
+    let specials = ctx
+        .tokenizer
+        .as_ref()
+        .map(|t| t.specials())
+        .unwrap_or_default();
     Ok(PackSpec {
         function: NAME.into(),
         column: opt_str(kw, NAME, "column")?.map(str::to_string),
@@ -87,7 +100,15 @@ fn pack_with_id(kw: &Kwargs, ctx: &Ctx) -> Result<PackSpec, ProcessError> {
 
 pub(super) fn builtin_groups() -> Vec<(&'static str, GroupFn, &'static [&'static str])> {
     vec![
-        ("pack_sequences", Arc::new(pack_sequences), &["block_size", "drop_last", "use_bos", "eos_id", "column"]),
-        ("pack_with_id", Arc::new(pack_with_id), &["block_size", "drop_last", "column"]),
+        (
+            "pack_sequences",
+            Arc::new(pack_sequences),
+            &["block_size", "drop_last", "use_bos", "eos_id", "column"],
+        ),
+        (
+            "pack_with_id",
+            Arc::new(pack_with_id),
+            &["block_size", "drop_last", "column"],
+        ),
     ]
 }

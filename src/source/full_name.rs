@@ -21,7 +21,11 @@ impl FullName {
         let parts: Vec<&str> = name.trim_matches('/').split('/').collect();
         let bad = || SourceError::FullName {
             name: name.to_string(),
-            segments: if name.trim_matches('/').is_empty() { 0 } else { parts.len() },
+            segments: if name.trim_matches('/').is_empty() {
+                0
+            } else {
+                parts.len()
+            },
         };
         if parts.iter().any(|p| p.is_empty()) {
             return Err(bad());
@@ -73,7 +77,10 @@ mod tests {
     #[test]
     fn parses_three_and_four_segments() {
         let n = FullName::parse("mem/raw/train").unwrap();
-        assert_eq!((n.repo.as_str(), n.dataset.as_str(), n.split.as_str()), ("mem", "raw", "train"));
+        assert_eq!(
+            (n.repo.as_str(), n.dataset.as_str(), n.split.as_str()),
+            ("mem", "raw", "train")
+        );
         let n = FullName::parse("a/b/c/d").unwrap();
         assert_eq!(n.config.as_deref(), Some("c"));
         assert_eq!(n.to_string(), "a/b/c/d");

@@ -71,10 +71,14 @@ impl LocalFiles {
         match &self.files {
             DataFiles::One(p) => Ok(vec![p.clone()]),
             DataFiles::Many(v) => Ok(v.clone()),
-            DataFiles::PerSplit(m) => m.get(split).map(|f| f.paths()).ok_or_else(|| SourceError::NoSplit {
-                split: split.to_string(),
-                available: m.keys().cloned().collect::<Vec<_>>().join(", "),
-            }),
+            DataFiles::PerSplit(m) => {
+                m.get(split)
+                    .map(|f| f.paths())
+                    .ok_or_else(|| SourceError::NoSplit {
+                        split: split.to_string(),
+                        available: m.keys().cloned().collect::<Vec<_>>().join(", "),
+                    })
+            }
         }
     }
 }
@@ -99,7 +103,12 @@ fn json_value(v: &serde_json::Value) -> Option<Value> {
     }
 }
 
-fn push(builder: &mut TableBuilder, e: Example, path: &Path, line: usize) -> Result<(), SourceError> {
+fn push(
+    builder: &mut TableBuilder,
+    e: Example,
+    path: &Path,
+    line: usize,
+) -> Result<(), SourceError> {
     builder.push(&e).map_err(|err| SourceError::Parse {
         path: path.to_path_buf(),
         line,
@@ -120,8 +129,8 @@ fn read_jsonl(path: &Path, builder: &mut TableBuilder) -> Result<(), SourceError
             line: lineno,
             reason,
         };
-        let obj: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&line).map_err(|e| parse_err(format!("not a JSON object: {e}")))?;
+        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
+            .map_err(|e| parse_err(format!("not a JSON object: {e}")))?;
         let mut e = Example::new();
         for (k, v) in &obj {
             let value = json_value(v).ok_or_else(|| {
@@ -207,8 +216,12 @@ mod tests {
         let c = d.path().join("a.csv");
         std::fs::write(&c, "id,token_ids,text\n1,\"[7, 8]\",x\n2,[],y\n").unwrap();
         let name = FullName::parse("local/a/train").unwrap();
-        let tj = LocalFiles::new(LocalFormat::Jsonl, DataFiles::One(j)).load(&name).unwrap();
-        let tc = LocalFiles::new(LocalFormat::Csv, DataFiles::One(c)).load(&name).unwrap();
+        let tj = LocalFiles::new(LocalFormat::Jsonl, DataFiles::One(j))
+            .load(&name)
+            .unwrap();
+        let tc = LocalFiles::new(LocalFormat::Csv, DataFiles::One(c))
+            .load(&name)
+            .unwrap();
         assert_eq!(tj.len(), 2);
         assert_eq!(tj.rows().collect::<Vec<_>>(), tc.rows().collect::<Vec<_>>());
     }
@@ -219,12 +232,24 @@ mod tests {
         let j = d.path().join("b.jsonl");
         std::fs::write(&j, "{\"id\": 1}\n{\"id\": 1.5}\n").unwrap();
         let name = FullName::parse("local/b/train").unwrap();
-        let e = LocalFiles::new(LocalFormat::Jsonl, DataFiles::One(j.clone())).load(&name).unwrap_err().to_string();
+        let e = LocalFiles::new(LocalFormat::Jsonl, DataFiles::One(j.clone()))
+            .load(&name)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("b.jsonl:2") && e.contains("`id`"), "{e}");
         let files = DataFiles::PerSplit([("test".to_string(), OneOrMany::One(j))].into());
-        let e = LocalFiles::new(LocalFormat::Jsonl, files).load(&name).unwrap_err().to_string();
+        let e = LocalFiles::new(LocalFormat::Jsonl, files)
+            .load(&name)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("split `train`") && e.contains("test"), "{e}");
-        let e = LocalFiles::new(LocalFormat::Csv, DataFiles::One(d.path().join("missing.csv"))).load(&name).unwrap_err().to_string();
+        let e = LocalFiles::new(
+            LocalFormat::Csv,
+            DataFiles::One(d.path().join("missing.csv")),
+        )
+        .load(&name)
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("missing.csv"), "{e}");
     }
 }

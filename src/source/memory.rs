@@ -15,7 +15,7 @@ pub struct MemoryRegistry {
 }
 
 /// Seed of the built-in datasets' token content.
-const BUILTIN_SEED: u64 = 0x5eed_0f_d47a;
+const BUILTIN_SEED: u64 = 0x005e_ed0f_d47a;
 
 /// Deterministic token ids in 7..=56 for row `id`.
 fn row_tokens(id: i64, len: usize) -> Vec<i64> {
@@ -75,7 +75,12 @@ impl MemoryRegistry {
 
     /// The registered names.
     pub fn names(&self) -> Vec<String> {
-        self.tables.read().expect("registry lock").keys().cloned().collect()
+        self.tables
+            .read()
+            .expect("registry lock")
+            .keys()
+            .cloned()
+            .collect()
     }
 }
 
@@ -121,20 +126,40 @@ mod tests {
                 let id = e.int("id").unwrap();
                 assert_eq!(id, first + i as i64);
                 assert_eq!(e.text("text").unwrap(), format!("row_{id}"));
-                assert!(e.list("token_ids").unwrap().iter().all(|t| (7..=56).contains(t)));
+                assert!(e
+                    .list("token_ids")
+                    .unwrap()
+                    .iter()
+                    .all(|t| (7..=56).contains(t)));
             }
         }
         let v = load("mem/raw_varlen/train");
-        let lens: Vec<usize> = (0..16).map(|i| v.row(i).list("token_ids").unwrap().len()).collect();
+        let lens: Vec<usize> = (0..16)
+            .map(|i| v.row(i).list("token_ids").unwrap().len())
+            .collect();
         assert_eq!(lens, [4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 10, 10, 10, 10]);
-        assert!(load("mem/raw/train").rows().all(|e| e.list("token_ids").unwrap().len() == 6));
+        assert!(load("mem/raw/train")
+            .rows()
+            .all(|e| e.list("token_ids").unwrap().len() == 6));
         // Deterministic content.
-        assert_eq!(load("mem/raw/train").row(3), MemoryRegistry::builtin().load(&FullName::parse("mem/raw/train").unwrap()).unwrap().row(3));
+        assert_eq!(
+            load("mem/raw/train").row(3),
+            MemoryRegistry::builtin()
+                .load(&FullName::parse("mem/raw/train").unwrap())
+                .unwrap()
+                .row(3)
+        );
     }
 
     #[test]
     fn unknown_name_lists_what_exists() {
-        let e = MemoryRegistry::builtin().load(&FullName::parse("mem/nope/train").unwrap()).unwrap_err().to_string();
-        assert!(e.contains("mem/nope/train") && e.contains("mem/raw/train"), "{e}");
+        let e = MemoryRegistry::builtin()
+            .load(&FullName::parse("mem/nope/train").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mem/nope/train") && e.contains("mem/raw/train"),
+            "{e}"
+        );
     }
 }

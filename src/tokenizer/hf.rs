@@ -12,7 +12,9 @@ pub struct HfTokenizer {
 
 impl std::fmt::Debug for HfTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HfTokenizer").field("specials", &self.specials).finish()
+        f.debug_struct("HfTokenizer")
+            .field("specials", &self.specials)
+            .finish()
     }
 }
 
@@ -87,7 +89,9 @@ mod tests {
         assert_eq!(t.specials().eos, Some(2));
         assert_eq!(t.specials().bos, Some(3));
         assert_eq!(t.vocab_size(), 6);
-        let e = HfTokenizer::from_file(&d.path().join("none.json")).unwrap_err().to_string();
+        let e = HfTokenizer::from_file(&d.path().join("none.json"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("none.json"), "{e}");
     }
 }

@@ -89,8 +89,12 @@ impl TokenizerConfig {
     /// Builds the tokenizer.
     pub fn build(&self) -> Result<Arc<dyn Tokenizer>, TokenizerError> {
         Ok(match self {
-            TokenizerConfig::SimpleSpace { vocab: Some(v) } => Arc::new(SimpleSpaceTokenizer::new(v.clone())?),
-            TokenizerConfig::SimpleSpace { vocab: None } => Arc::new(SimpleSpaceTokenizer::test_vocab()),
+            TokenizerConfig::SimpleSpace { vocab: Some(v) } => {
+                Arc::new(SimpleSpaceTokenizer::new(v.clone())?)
+            }
+            TokenizerConfig::SimpleSpace { vocab: None } => {
+                Arc::new(SimpleSpaceTokenizer::test_vocab())
+            }
             TokenizerConfig::TokenizerJson { path } => Arc::new(HfTokenizer::from_file(path)?),
         })
     }

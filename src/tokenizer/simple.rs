@@ -2,7 +2,9 @@ use super::{Specials, Tokenizer, TokenizerError};
 use std::collections::HashMap;
 
 /// Special tokens and their fixed ids.
-pub const SPECIAL_TOKENS: [&str; 7] = ["[PAD]", "[CLS]", "[MASK]", "[EOS]", "[BOS]", "[SEP]", "[UNK]"];
+pub const SPECIAL_TOKENS: [&str; 7] = [
+    "[PAD]", "[CLS]", "[MASK]", "[EOS]", "[BOS]", "[SEP]", "[UNK]",
+];
 
 /// Splits on single spaces; ids 0..=6 are the specials `[PAD]` `[CLS]`
 /// `[MASK]` `[EOS]` `[BOS]` `[SEP]` `[UNK]`, the vocabulary follows from 7
@@ -40,17 +42,25 @@ impl Tokenizer for SimpleSpaceTokenizer {
         text.split(' ')
             .filter(|p| !p.is_empty())
             .map(|w| {
-                self.ids.get(w).copied().ok_or_else(|| TokenizerError::UnknownWord {
-                    word: w.to_string(),
-                    text: text.to_string(),
-                })
+                self.ids
+                    .get(w)
+                    .copied()
+                    .ok_or_else(|| TokenizerError::UnknownWord {
+                        word: w.to_string(),
+                        text: text.to_string(),
+                    })
             })
             .collect()
     }
 
     fn decode(&self, ids: &[u32]) -> String {
         ids.iter()
-            .map(|&i| self.words.get(i as usize).map(String::as_str).unwrap_or("[UNK]"))
+            .map(|&i| {
+                self.words
+                    .get(i as usize)
+                    .map(String::as_str)
+                    .unwrap_or("[UNK]")
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }

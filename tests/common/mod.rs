@@ -31,7 +31,10 @@ pub fn config(overrides: Json) -> DatasetManagerConfig {
 /// A manager over `registry` (the built-in one when `None`).
 pub fn manager(overrides: Json, registry: Option<Arc<MemoryRegistry>>) -> DatasetManager {
     let registry = registry.unwrap_or_else(|| Arc::new(MemoryRegistry::builtin()));
-    DatasetManager::builder(config(overrides)).source(registry).build().expect("valid manager")
+    DatasetManager::builder(config(overrides))
+        .source(registry)
+        .build()
+        .expect("valid manager")
 }
 
 pub fn prepare_args(dir: &Path, load: bool) -> PrepareArgs {
@@ -43,7 +46,13 @@ pub fn prepare_args(dir: &Path, load: bool) -> PrepareArgs {
     }
 }
 
-pub fn setup_args(dir: &Path, block_size: usize, is_ddp: bool, rank: usize, world_size: usize) -> SetupArgs {
+pub fn setup_args(
+    dir: &Path,
+    block_size: usize,
+    is_ddp: bool,
+    rank: usize,
+    world_size: usize,
+) -> SetupArgs {
     SetupArgs {
         manual_cache_dir: dir.to_path_buf(),
         tokenizer: Some(tokenizer()),
@@ -56,8 +65,10 @@ pub fn setup_args(dir: &Path, block_size: usize, is_ddp: bool, rank: usize, worl
 
 /// prepare_data + setup(fit) for a single process.
 pub fn ready(dm: &mut DatasetManager, dir: &Path) {
-    dm.prepare_data(&prepare_args(dir, false)).expect("prepare_data");
-    dm.setup(Stage::Fit, &setup_args(dir, 8, false, 0, 1)).expect("setup");
+    dm.prepare_data(&prepare_args(dir, false))
+        .expect("prepare_data");
+    dm.setup(Stage::Fit, &setup_args(dir, 8, false, 0, 1))
+        .expect("setup");
 }
 
 /// Every batch's ids.
