@@ -1,6 +1,7 @@
 //! The `xlm` binary: parses arguments and runs a command from the library.
 //!
-//! Exit codes: 0 success, 1 the command failed, 2 bad arguments (clap).
+//! Exit codes: 0 success, 1 the command failed, 2 bad arguments (clap);
+//! `xlm launch` adds 3 (timeout) and 130 (interrupted), see `xlm::launch`.
 
 use clap::Parser;
 use xlm::cli::{Cli, Command};
@@ -9,6 +10,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => args.run()?,
+        Command::Launch(args) => std::process::exit(args.run()),
+        Command::Probe(args) => std::process::exit(args.run()),
     }
     Ok(())
 }

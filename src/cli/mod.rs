@@ -1,8 +1,12 @@
 //! The `xlm` command line: argument types and the commands they run.
 
 mod demo;
+mod launch;
+mod probe;
 
 pub use demo::DemoArgs;
+pub use launch::LaunchArgs;
+pub use probe::ProbeArgs;
 
 use clap::{Parser, Subcommand};
 
@@ -20,4 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Prepare a built-in dataset into a cache, set it up, iterate an epoch and print throughput.
     Demo(DemoArgs),
+    /// Run N ranks of a command on this machine (the torchrun analogue).
+    Launch(LaunchArgs),
+    /// Run one rank of a pipeline config and write rank_<RANK>.json (check a config before training).
+    Probe(ProbeArgs),
 }

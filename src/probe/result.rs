@@ -1,0 +1,103 @@
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One epoch as a rank saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number.
+    pub epoch: u64,
+    /// The `id`s yielded, in order (empty for packed data).
+    pub ids: Vec<i64>,
+    /// The plan's sample indices yielded, in order.
+    pub samples: Vec<u64>,
+    /// Shape of each batch's main array (`input_ids`, else `token_ids`, else the first).
+    pub batch_shapes: Vec<[usize; 2]>,
+    /// `source_ids` rows per batch, when the data has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ids: Option<Vec<Vec<i64>>>,
+    /// Number of batches.
+    pub num_batches: u64,
+}
+
+/// The per-rank result file (`rank_<RANK>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankResult {
+    /// Global rank.
+    pub rank: usize,
+    /// Number of ranks.
+    pub world_size: usize,
+    /// True when the rank finished without error.
+    pub ok: bool,
+    /// The error text when not ok.
+    pub error: Option<String>,
+    /// Iterable mode (None when the config could not be read).
+    pub is_iterable_dataset: Option<bool>,
+    /// Samples in the set-up sample space.
+    #[serde(default)]
+    pub num_samples: Option<u64>,
+    /// Batches per epoch the loader announced (None: infinite).
+    #[serde(default)]
+    pub planned_batches_per_epoch: Option<u64>,
+    /// What each epoch yielded.
+    pub epochs: Vec<EpochRecord>,
+    /// Local rank.
+    #[serde(default)]
+    pub local_rank: usize,
+    /// Host name.
+    #[serde(default)]
+    pub hostname: String,
+    /// Seconds from start to the result.
+    #[serde(default)]
+    pub elapsed_s: f64,
+}
+
+impl RankResult {
+    /// A failed result.
+    pub fn failed(rank: usize, world_size: usize, error: String) -> Self {
+        Self {
+            rank,
+            world_size,
+            ok: false,
+            error: Some(error),
+            is_iterable_dataset: None,
+            num_samples: None,
+            planned_batches_per_epoch: None,
+            epochs: Vec::new(),
+            local_rank: 0,
+            hostname: String::new(),
+            elapsed_s: 0.0,
+        }
+    }
+
+    /// Batches per epoch, in epoch order.
+    pub fn batch_counts(&self) -> Vec<u64> {
+        self.epochs.iter().map(|e| e.num_batches).collect()
+    }
+}
+
+/// `<dir>/rank_<rank>.json`.
+pub fn result_path(dir: &Path, rank: usize) -> PathBuf {
+    dir.join(format!("rank_{rank}.json"))
+}
+
+/// Writes the result atomically (temporary file, fsync, rename).
+pub fn write_result(dir: &Path, r: &RankResult) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = result_path(dir, r.rank);
+    let tmp = dir.join(format!(".rank_{}.json.tmp-{}", r.rank, std::process::id()));
+    let text = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&text)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Reads a result file.
+pub fn read_result(path: &Path) -> Result<RankResult, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: not a rank result: {e}", path.display()))
+}
