@@ -380,3 +380,119 @@ fn launcher_reports_usage_and_timeouts() {
         "{out:?}"
     );
 }
+
+// ---------------------------------------------------------------- resume across processes
+
+fn resume_cfg(batch: usize, run: Json) -> Json {
+    cfg(
+        json!({"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "shuffle_buffer_size": 16,
+               "dataloader_kwargs": {"batch_size": batch, "num_workers": 1}}),
+        run,
+    )
+}
+
+fn samples_of(results: &[RankResult]) -> Vec<Vec<(u64, Vec<u64>)>> {
+    results
+        .iter()
+        .map(|r| {
+            r.epochs
+                .iter()
+                .flat_map(|e| e.samples.iter().map(move |&s| (e.epoch, vec![s])))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn stop_and_resume_on_the_same_world_size_is_exact() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state.json");
+    let full = run_distributed(
+        2,
+        &d.path().join("full"),
+        &resume_cfg(6, json!({"num_epochs": 2})),
+        T,
+    );
+    let head = run_distributed(
+        2,
+        &d.path().join("head"),
+        &resume_cfg(
+            6,
+            json!({"num_epochs": 2, "stop_after_batches": 3, "state_out": state}),
+        ),
+        T,
+    );
+    let tail = run_distributed(
+        2,
+        &d.path().join("tail"),
+        &resume_cfg(6, json!({"num_epochs": 2, "resume_from": state})),
+        T,
+    );
+    let (full, head, tail) = (samples_of(&full), samples_of(&head), samples_of(&tail));
+    for r in 0..2 {
+        assert_eq!(
+            [head[r].clone(), tail[r].clone()].concat(),
+            full[r],
+            "rank {r}"
+        );
+    }
+    assert_eq!(head[0].len(), 18);
+}
+
+#[test]
+fn stop_on_two_ranks_and_resume_on_three_or_four_loses_nothing() {
+    for (world, batch) in [(3, 4), (4, 3)] {
+        let d = tempfile::tempdir().unwrap();
+        let state = d.path().join("state.json");
+        let head = run_distributed(
+            2,
+            &d.path().join("head"),
+            &resume_cfg(6, json!({"stop_after_batches": 3, "state_out": state})),
+            T,
+        );
+        let saved =
+            xlm::loader::LoaderState::from_json(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(
+            (saved.epoch, saved.consumed, saved.global_batch_size),
+            (0, 36, 12)
+        );
+        let tail = run_distributed(
+            world,
+            &d.path().join("tail"),
+            &resume_cfg(batch, json!({"resume_from": state})),
+            T,
+        );
+        equal_counts(&tail);
+        let mut ids: Vec<i64> = head
+            .iter()
+            .chain(tail.iter())
+            .flat_map(|r| r.epochs[0].ids.clone())
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            (1000..1060).collect::<Vec<_>>(),
+            "{world} ranks: no id lost or duplicated"
+        );
+    }
+    // A batch size that breaks the global batch is refused, naming the fix.
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state.json");
+    run_distributed(
+        2,
+        &d.path().join("head"),
+        &resume_cfg(6, json!({"stop_after_batches": 1, "state_out": state})),
+        T,
+    );
+    let f = try_run_distributed(
+        3,
+        &d.path().join("bad"),
+        &resume_cfg(5, json!({"resume_from": state})),
+        T,
+    )
+    .unwrap_err();
+    assert!(
+        f.message.contains("global batch size would change from 12"),
+        "{f}"
+    );
+}

@@ -92,6 +92,7 @@ fn pure_plan_grid() {
                                 rank: 0,
                                 remainder: rem,
                                 infinite: false,
+                                start: 0,
                             };
                             let what = format!("n={n} shards={shards} {kind:?} w={w} {rem:?}");
                             let e0 = rank_streams(&spec, 0);
@@ -148,6 +149,7 @@ fn infinite_streams_cover_each_pass_and_never_end() {
                 rank: 0,
                 remainder: Remainder::Pad,
                 infinite: true,
+                start: 0,
             };
             // Positions 0..n*w*3 of the interleaved global stream = 3*w passes.
             let mut global = vec![0u64; (n * w * 3) as usize];

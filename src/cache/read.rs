@@ -116,7 +116,8 @@ pub fn open(dir: &Path) -> Result<Table, CacheError> {
         };
         columns.push(Column::from_parts(c.schema.clone(), data, offsets));
     }
-    Ok(Table::from_columns(rows, columns))
+    let summary = serde_json::to_vec(&(&m.rows, &m.columns)).expect("manifest serialises");
+    Ok(Table::from_columns(rows, columns).with_fingerprint(crate::loader::fingerprint(&summary)))
 }
 
 /// Full check of a cache: every file's CRC-32, offsets monotone, text UTF-8.

@@ -175,12 +175,40 @@ impl Column {
 pub struct Table {
     len: usize,
     columns: Vec<Column>,
+    fingerprint: Option<String>,
 }
 
 impl Table {
     /// Assembles a table; `columns` must all have `len` rows.
     pub fn from_columns(len: usize, columns: Vec<Column>) -> Self {
-        Self { len, columns }
+        Self {
+            len,
+            columns,
+            fingerprint: None,
+        }
+    }
+
+    /// Records a fingerprint computed elsewhere (the cache reader derives it
+    /// from the manifest's checksums, in O(columns)).
+    pub fn with_fingerprint(mut self, fingerprint: String) -> Self {
+        self.fingerprint = Some(fingerprint);
+        self
+    }
+
+    /// A fingerprint of the table's contents: the recorded one, else a hash
+    /// of the schema and every byte (O(size)).
+    pub fn fingerprint(&self) -> String {
+        if let Some(f) = &self.fingerprint {
+            return f.clone();
+        }
+        let mut bytes = format!("{}:{:?}", self.len, self.schema()).into_bytes();
+        for c in &self.columns {
+            bytes.extend_from_slice(&crc32fast::hash(c.data()).to_le_bytes());
+            if let Some(o) = c.offsets() {
+                bytes.extend_from_slice(&crc32fast::hash(o).to_le_bytes());
+            }
+        }
+        crate::loader::fingerprint(&bytes)
     }
 
     /// Builds a table from examples; the schema comes from the first one.
@@ -369,10 +397,7 @@ impl TableBuilder {
                 ),
             })
             .collect();
-        Table {
-            len: self.len,
-            columns,
-        }
+        Table::from_columns(self.len, columns)
     }
 }
 

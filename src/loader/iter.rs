@@ -1,5 +1,5 @@
 use super::{Batch, DataLoader, LoaderError};
-use crate::plan::RankStream;
+use crate::plan::{PlanSpec, RankStream};
 use crossbeam_channel::{bounded, Receiver};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -64,9 +64,9 @@ impl Shared {
 }
 
 impl BatchIter {
-    pub(super) fn new(loader: DataLoader, epoch: u64) -> Self {
-        let stream = loader.plan.stream(epoch);
-        let end = loader.num_batches();
+    pub(super) fn new(loader: DataLoader, plan: PlanSpec, epoch: u64) -> Self {
+        let stream = plan.stream(epoch);
+        let end = plan.num_batches(loader.options.batch_size as u64, loader.options.drop_last);
         let n = loader.options.num_workers;
         let prefetch = loader.options.prefetch.max(1);
         let shared = Arc::new(Shared { loader, stream });
@@ -156,6 +156,10 @@ impl Iterator for BatchIter {
             self.recv_from_worker(b)
         }?;
         self.failed = item.is_err();
+        if let Ok(batch) = &item {
+            let mut p = self.shared.loader.progress.lock().expect("progress lock");
+            p.steps += batch.samples.len() as u64;
+        }
         self.next += 1;
         Some(item)
     }

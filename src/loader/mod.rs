@@ -11,15 +11,17 @@
 
 mod batch;
 mod iter;
+mod state;
 
 pub use batch::{Array2, Batch};
 pub use iter::BatchIter;
+pub use state::{fingerprint, LoaderState, ResumeError, STATE_FORMAT, STATE_VERSION};
 
 use crate::data::Example;
 use crate::plan::PlanSpec;
 use crate::registry::Collate;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 /// Failures while producing batches.
@@ -60,10 +62,32 @@ pub struct LoaderOptions {
     pub prefetch: usize,
 }
 
+/// Fingerprints a loader's state is checked against on restore.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprints {
+    /// Of the data.
+    pub dataset: String,
+    /// Of the pipeline shaping the sample space and its order.
+    pub pipeline: String,
+}
+
+/// Where the loader is: the epoch of the last `iter()`, the global position
+/// it started at, and the steps (samples per rank) yielded since.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress {
+    pub epoch: u64,
+    pub start: u64,
+    pub steps: u64,
+    /// A restored position, applied by the next `iter()` of that epoch.
+    pub resume: Option<(u64, u64)>,
+}
+
 /// An iterable over batches, one epoch per call to [`DataLoader::iter`].
 ///
 /// The epoch is shared with the `DatasetManager` that made the loader, so
-/// `set_epoch` on either changes the order of the next `iter()`.
+/// `set_epoch` on either changes the order of the next `iter()`. The loader
+/// tracks how far iteration got: [`DataLoader::state`] after any batch,
+/// [`DataLoader::restore`] to continue from there (see [`LoaderState`]).
 #[derive(Clone)]
 pub struct DataLoader {
     pub(crate) name: String,
@@ -72,6 +96,8 @@ pub struct DataLoader {
     pub(crate) plan: PlanSpec,
     pub(crate) options: LoaderOptions,
     pub(crate) epoch: Arc<AtomicU64>,
+    pub(crate) fingerprints: Fingerprints,
+    pub(crate) progress: Arc<Mutex<Progress>>,
 }
 
 impl std::fmt::Debug for DataLoader {
@@ -102,7 +128,97 @@ impl DataLoader {
             plan,
             options,
             epoch,
+            fingerprints: Fingerprints::default(),
+            progress: Arc::new(Mutex::new(Progress::default())),
         }
+    }
+
+    /// Sets the fingerprints that states are checked against.
+    pub fn with_fingerprints(mut self, fingerprints: Fingerprints) -> Self {
+        self.fingerprints = fingerprints;
+        self
+    }
+
+    /// The position after the last batch yielded, as a saveable state.
+    /// Equal on every rank: save it from rank 0.
+    pub fn state(&self) -> LoaderState {
+        let p = self.progress.lock().expect("progress lock");
+        LoaderState {
+            format: STATE_FORMAT.into(),
+            version: STATE_VERSION,
+            dataset_fingerprint: self.fingerprints.dataset.clone(),
+            pipeline_fingerprint: self.fingerprints.pipeline.clone(),
+            seed: self.plan.seed,
+            epoch: p.resume.map_or(p.epoch, |(e, _)| e),
+            consumed: p
+                .resume
+                .map_or(p.start + p.steps * self.plan.world_size, |(_, c)| c),
+            global_batch_size: self.options.batch_size as u64 * self.plan.world_size,
+            world_size: self.plan.world_size,
+            num_workers: self.options.num_workers,
+        }
+    }
+
+    /// Continues from `state`: sets the epoch to the saved one, and the next
+    /// `iter()` of that epoch starts where the saved run stopped. Works on a
+    /// different world size or worker count (elastic resume) as long as the
+    /// global batch size stays the same.
+    pub fn restore(&self, state: &LoaderState) -> Result<(), ResumeError> {
+        if state.version > STATE_VERSION {
+            return Err(ResumeError::FutureVersion {
+                found: state.version,
+                supported: STATE_VERSION,
+            });
+        }
+        if state.format != STATE_FORMAT {
+            return Err(ResumeError::Corrupt(format!(
+                "`format` is {:?}",
+                state.format
+            )));
+        }
+        if state.dataset_fingerprint != self.fingerprints.dataset {
+            return Err(ResumeError::Dataset {
+                saved: state.dataset_fingerprint.clone(),
+                current: self.fingerprints.dataset.clone(),
+            });
+        }
+        if state.pipeline_fingerprint != self.fingerprints.pipeline {
+            return Err(ResumeError::Pipeline {
+                saved: state.pipeline_fingerprint.clone(),
+                current: self.fingerprints.pipeline.clone(),
+            });
+        }
+        if state.seed != self.plan.seed {
+            return Err(ResumeError::Seed {
+                saved: state.seed,
+                current: self.plan.seed,
+            });
+        }
+        let (b, w) = (self.options.batch_size as u64, self.plan.world_size);
+        if state.global_batch_size != b * w {
+            return Err(ResumeError::GlobalBatch {
+                saved: state.global_batch_size,
+                saved_world: state.world_size,
+                current: b * w,
+                batch_size: b,
+                world: w,
+            });
+        }
+        if !self.plan.infinite {
+            // Padding can carry the last rank past S by at most W-1 positions.
+            let total = self.plan.num_samples + state.world_size.saturating_sub(1);
+            if state.consumed > total {
+                return Err(ResumeError::PastEnd {
+                    epoch: state.epoch,
+                    consumed: state.consumed,
+                    total,
+                });
+            }
+        }
+        self.epoch.store(state.epoch, Ordering::SeqCst);
+        let mut p = self.progress.lock().expect("progress lock");
+        p.resume = Some((state.epoch, state.consumed));
+        Ok(())
     }
 
     /// The plan (sample space, order, rank split) this loader follows.
@@ -125,15 +241,35 @@ impl DataLoader {
         self.epoch.store(epoch, Ordering::SeqCst);
     }
 
-    /// Batches per epoch on this rank (`None`: infinite). Equal on every rank.
+    /// Batches per full epoch on this rank (`None`: infinite). Equal on every rank.
     pub fn num_batches(&self) -> Option<u64> {
         self.plan
             .num_batches(self.options.batch_size as u64, self.options.drop_last)
     }
 
-    /// Iterates the current epoch.
+    /// Iterates the current epoch (from the restored position, if one was
+    /// restored for this epoch).
     pub fn iter(&self) -> BatchIter {
-        BatchIter::new(self.clone(), self.epoch())
+        let epoch = self.epoch();
+        let start = {
+            let mut p = self.progress.lock().expect("progress lock");
+            let start = match p.resume.take() {
+                Some((e, consumed)) if e == epoch => consumed,
+                _ => 0,
+            };
+            *p = Progress {
+                epoch,
+                start,
+                steps: 0,
+                resume: None,
+            };
+            start
+        };
+        let plan = PlanSpec {
+            start,
+            ..self.plan.clone()
+        };
+        BatchIter::new(self.clone(), plan, epoch)
     }
 }
 

@@ -1,7 +1,7 @@
 //! get_dataloader: choose the plan for a loader type and rank.
 
 use super::{DatasetManager, LifecycleError};
-use crate::loader::{DataLoader, LoaderOptions};
+use crate::loader::{fingerprint, DataLoader, Fingerprints, LoaderOptions};
 use crate::plan::{OrderKind, PlanSpec};
 use crate::registry::Ctx;
 use crate::Result;
@@ -104,6 +104,7 @@ impl DatasetManager {
             rank: if split { rank as u64 } else { 0 },
             remainder: c.ddp_remainder,
             infinite: train && c.make_infinite,
+            start: 0,
         };
         let ctx = Ctx {
             tokenizer: pipeline.ctx.tokenizer.clone(),
@@ -122,13 +123,31 @@ impl DatasetManager {
             prefetch: kwargs.prefetch_factor,
         };
         let name = format!("{kind:?}").to_lowercase();
-        Ok(DataLoader::new(
-            name,
-            pipeline,
-            collate,
-            plan,
-            options,
-            self.epoch.clone(),
-        ))
+        // What shapes the sample space and its order; batch size, world size
+        // and workers are left out (they may change on an elastic resume).
+        let shape = serde_json::json!({
+            "loader": name,
+            "samples": plan.num_samples,
+            "order": format!("{:?}", plan.order),
+            "remainder": plan.remainder,
+            "infinite": plan.infinite,
+            "on_the_fly_filter_fn": c.on_the_fly_filter_fn,
+            "on_the_fly_processor": c.on_the_fly_processor,
+            "on_the_fly_processor_kwargs": c.on_the_fly_processor_kwargs,
+            "on_the_fly_group_processor": c.on_the_fly_group_processor,
+            "on_the_fly_group_processor_kwargs": c.on_the_fly_group_processor_kwargs,
+            "block_size": pipeline.ctx.block_size,
+            "collate_fn": c.collate_fn,
+            "collate_fn_kwargs": c.collate_fn_kwargs,
+            "drop_last": options.drop_last,
+        });
+        let fingerprints = Fingerprints {
+            dataset: pipeline.dataset_fingerprint().to_string(),
+            pipeline: fingerprint(shape.to_string().as_bytes()),
+        };
+        Ok(
+            DataLoader::new(name, pipeline, collate, plan, options, self.epoch.clone())
+                .with_fingerprints(fingerprints),
+        )
     }
 }

@@ -74,6 +74,8 @@ pub struct Pipeline {
     pub(crate) shard_sizes: Option<Arc<Vec<u64>>>,
     pub(crate) processor: Option<(String, MapFn, Kwargs)>,
     pub(crate) ctx: Ctx,
+    /// Fingerprint of the table (see [`Table::fingerprint`]).
+    pub(crate) dataset_fingerprint: String,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -90,6 +92,11 @@ impl Pipeline {
     /// The underlying table (cache or in memory).
     pub fn table(&self) -> &Table {
         &self.table
+    }
+
+    /// Fingerprint of the underlying data.
+    pub fn dataset_fingerprint(&self) -> &str {
+        &self.dataset_fingerprint
     }
 
     /// Kept rows.

@@ -129,6 +129,7 @@ impl DatasetManager {
             (_, None) => (Layout::Rows, None),
         };
         self.pipeline = Some(Arc::new(Pipeline {
+            dataset_fingerprint: table.fingerprint(),
             table,
             rows,
             layout,

@@ -23,6 +23,12 @@
 //! 3. **Infinite** (`make_infinite`): the epoch orders of epochs e, e+1, ...
 //!    are concatenated into one endless stream, split by rule 2 without a
 //!    remainder.
+//! 4. **Resume** (`start`): a plan can begin at global position `start` of
+//!    the epoch's (padded) order: rank r then takes `start + r, start + r + W,
+//!    ...`, and the remainder rule applies to the `S - start` positions left.
+//!    Because ranks interleave, the first `k * B * W` positions are exactly
+//!    what W ranks consumed in k batches of B, so a position is the whole
+//!    resume state, for the same or a different W.
 
 mod order;
 mod packing;
@@ -64,6 +70,8 @@ pub struct PlanSpec {
     pub remainder: Remainder,
     /// Repeat forever (epoch orders concatenated).
     pub infinite: bool,
+    /// Global position of the epoch's order this plan starts at (0 unless resumed).
+    pub start: u64,
 }
 
 impl PlanSpec {
@@ -72,10 +80,10 @@ impl PlanSpec {
         if self.infinite {
             return None;
         }
-        let (s, w) = (self.num_samples, self.world_size);
+        let (left, w) = (self.num_samples.saturating_sub(self.start), self.world_size);
         Some(match self.remainder {
-            Remainder::Pad => s.div_ceil(w),
-            Remainder::Drop => s / w,
+            Remainder::Pad => left.div_ceil(w),
+            Remainder::Drop => left / w,
         })
     }
 
@@ -150,7 +158,7 @@ impl RankStream {
         if s == 0 {
             return None;
         }
-        let g = self.spec.rank + j * self.spec.world_size;
+        let g = self.spec.start + self.spec.rank + j * self.spec.world_size;
         if self.spec.infinite {
             return Some(self.order(self.epoch + g / s).get(g % s));
         }

@@ -74,6 +74,15 @@ pub struct ProbeRun {
     /// Fault injection, to test failure handling.
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// Stop after this many batches in all (counted across epochs).
+    #[serde(default)]
+    pub stop_after_batches: Option<u64>,
+    /// Where rank 0 writes the loader state when it stops (after the last batch it yielded).
+    #[serde(default)]
+    pub state_out: Option<PathBuf>,
+    /// A loader state file to restore before iterating; epochs run from its epoch.
+    #[serde(default)]
+    pub resume_from: Option<PathBuf>,
 }
 
 fn one() -> u64 {

@@ -80,19 +80,33 @@ pub fn result_path(dir: &Path, rank: usize) -> PathBuf {
     dir.join(format!("rank_{rank}.json"))
 }
 
-/// Writes the result atomically (temporary file, fsync, rename).
-pub fn write_result(dir: &Path, r: &RankResult) -> std::io::Result<PathBuf> {
+/// Writes `bytes` to `path` atomically: a hidden temporary file beside it,
+/// fsync, rename. Readers see the old file or the new one, never a part.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes the result atomically.
+pub fn write_result(dir: &Path, r: &RankResult) -> std::io::Result<PathBuf> {
     let path = result_path(dir, r.rank);
-    let tmp = dir.join(format!(".rank_{}.json.tmp-{}", r.rank, std::process::id()));
-    let text = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&text)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
+    write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?,
+    )?;
     Ok(path)
 }
 

@@ -1,5 +1,7 @@
+use super::result::write_atomic;
 use super::{EpochRecord, FaultKind, ProbeConfig, RankResult};
 use crate::dist::{ProcessGroup, RankEnv};
+use crate::loader::LoaderState;
 use crate::manager::{DatasetManager, PrepareArgs, SetupArgs};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -128,8 +130,23 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
     if loader.num_batches().is_none() && cfg.run.max_batches_per_epoch.is_none() {
         return Err("the loader is infinite (make_infinite); set run.max_batches_per_epoch".into());
     }
+    let mut first_epoch = 0;
+    if let Some(path) = &cfg.run.resume_from {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("run.resume_from {}: {e}", path.display()))?;
+        let state = LoaderState::from_json(&text)
+            .map_err(|e| format!("run.resume_from {}: {e}", path.display()))?;
+        loader
+            .restore(&state)
+            .map_err(|e| format!("run.resume_from {}: {e}", path.display()))?;
+        first_epoch = state.epoch;
+    }
+    let mut budget = cfg.run.stop_after_batches.unwrap_or(u64::MAX);
     let mut epochs = Vec::new();
-    for epoch in 0..cfg.run.num_epochs {
+    for epoch in first_epoch..cfg.run.num_epochs {
+        if budget == 0 {
+            break;
+        }
         if cfg.run.set_epoch_each_epoch {
             dm.set_epoch(epoch);
         }
@@ -141,7 +158,11 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
             source_ids: None,
             num_batches: 0,
         };
-        let limit = cfg.run.max_batches_per_epoch.unwrap_or(u64::MAX);
+        let limit = cfg
+            .run
+            .max_batches_per_epoch
+            .unwrap_or(u64::MAX)
+            .min(budget);
         for batch in loader.iter().take(limit as usize) {
             let b = batch.map_err(|e| e.to_string())?;
             let main = b
@@ -159,7 +180,12 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
             }
             rec.num_batches += 1;
         }
+        budget -= rec.num_batches;
         epochs.push(rec);
+    }
+    if let (Some(path), 0) = (&cfg.run.state_out, env.rank) {
+        write_atomic(path, loader.state().to_json().as_bytes())
+            .map_err(|e| format!("run.state_out {}: {e}", path.display()))?;
     }
     Ok(RankResult {
         rank: env.rank,

@@ -1,0 +1,108 @@
+//! A train loader's position, small enough to save after every batch.
+//!
+//! The plan is a pure function, so a position in it is a few integers: the
+//! epoch and the number of global positions of that epoch's order already
+//! consumed. The state is the same on every rank (it is global), so saving it
+//! from rank 0 alone is correct. Fingerprints of the data and of the
+//! pipeline make restoring against anything else an error.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The `format` field of every state.
+pub const STATE_FORMAT: &str = "xlm-loader-state";
+/// The state version this build writes and reads.
+pub const STATE_VERSION: u32 = 1;
+
+/// A train loader's resumable position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoaderState {
+    /// Always [`STATE_FORMAT`].
+    pub format: String,
+    /// [`STATE_VERSION`].
+    pub version: u32,
+    /// Fingerprint of the data (cache manifest checksums, or the bytes of in-memory data).
+    pub dataset_fingerprint: String,
+    /// Fingerprint of everything that shapes the sample space and its order
+    /// (filter, processor, packing, shards, shuffle buffer, remainder rule,
+    /// block size, collator, loader type, sample count).
+    pub pipeline_fingerprint: String,
+    /// Seed of every shuffle.
+    pub seed: u64,
+    /// The epoch in progress.
+    pub epoch: u64,
+    /// Global positions of the epoch's order consumed by all ranks together.
+    pub consumed: u64,
+    /// Batch size times world size at save time.
+    pub global_batch_size: u64,
+    /// World size at save time (ranks sharing the samples).
+    pub world_size: u64,
+    /// Worker threads at save time (informational: workers never change the stream).
+    pub num_workers: usize,
+}
+
+/// Why a state cannot be restored.
+#[derive(Debug, Error)]
+pub enum ResumeError {
+    #[error("loader state is corrupted or not a loader state: {0}")]
+    Corrupt(String),
+    #[error("loader state version {found} is newer than this xlm supports ({supported}); resume with a newer xlm")]
+    FutureVersion { found: u32, supported: u32 },
+    #[error("loader state was saved for different data: dataset fingerprint {saved} != {current}; resume against the cache the state was saved with")]
+    Dataset { saved: String, current: String },
+    #[error("loader state was saved for a different pipeline: pipeline fingerprint {saved} != {current} (filter, processor, packing, shards, shuffle buffer, remainder rule, block size, collator or loader type changed)")]
+    Pipeline { saved: String, current: String },
+    #[error("loader state was saved with shuffle seed {saved} but this loader uses {current}")]
+    Seed { saved: u64, current: u64 },
+    #[error("global batch size would change from {saved} ({saved_world} rank(s)) to {current} (batch_size {batch_size} x {world} rank(s)); keep it constant: set dataloader_kwargs.batch_size to {saved}/{world} (the saved global batch must divide by the new world size)")]
+    GlobalBatch {
+        saved: u64,
+        saved_world: u64,
+        current: u64,
+        batch_size: u64,
+        world: u64,
+    },
+    #[error("loader state says {consumed} positions of epoch {epoch} were consumed, more than the epoch has ({total}); the state does not belong to this loader")]
+    PastEnd {
+        epoch: u64,
+        consumed: u64,
+        total: u64,
+    },
+}
+
+impl LoaderState {
+    /// Parses a state, checking format and version.
+    pub fn from_json(text: &str) -> Result<Self, ResumeError> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ResumeError::Corrupt(e.to_string()))?;
+        let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0) as u32;
+        if v.get("format").and_then(|f| f.as_str()) != Some(STATE_FORMAT) {
+            return Err(ResumeError::Corrupt(format!(
+                "`format` is not \"{STATE_FORMAT}\""
+            )));
+        }
+        if version > STATE_VERSION {
+            return Err(ResumeError::FutureVersion {
+                found: version,
+                supported: STATE_VERSION,
+            });
+        }
+        serde_json::from_value(v).map_err(|e| ResumeError::Corrupt(e.to_string()))
+    }
+
+    /// The state as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("state serialises")
+    }
+}
+
+/// FNV-1a 64-bit hash as 16 hex digits: a stable fingerprint of bytes.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
