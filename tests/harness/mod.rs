@@ -182,3 +182,4 @@ pub fn run_distributed(
 ) -> Vec<RankResult> {
     try_run_distributed(world_size, result_dir, config, timeout).unwrap_or_else(|f| panic!("{f}"))
 }
+pub mod slurm;
