@@ -26,6 +26,6 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run N ranks of a command on this machine (the torchrun analogue).
     Launch(LaunchArgs),
-    /// Run one rank of a pipeline config and write rank_<RANK>.json (check a config before training).
+    /// Run one rank of a pipeline config and write `rank_<RANK>.json` (check a config before training).
     Probe(ProbeArgs),
 }
