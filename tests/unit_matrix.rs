@@ -755,3 +755,62 @@ fn worker_errors_arrive_as_errors() {
         );
     }
 }
+
+#[test]
+fn fast_collation_matches_example_collation() {
+    use xlm::loader::SampleReader;
+    let d = tempfile::tempdir().unwrap();
+    let packed = |group: &str, collate: &str, kw: serde_json::Value| {
+        let mut gkw = json!({"block_size": 7, "drop_last": false});
+        if group == "pack_sequences" {
+            gkw["use_bos"] = json!(true);
+        }
+        json!({"full_name": "mem/raw_varlen/train", "iterable_dataset_shards": 3, "collate_fn": collate, "collate_fn_kwargs": kw,
+               "on_the_fly_group_processor": group, "on_the_fly_group_processor_kwargs": gkw,
+               "dataloader_kwargs": {"batch_size": 3}})
+    };
+    let rows = |name: &str, collate: &str, kw: serde_json::Value| json!({"full_name": name, "collate_fn": collate, "collate_fn_kwargs": kw, "dataloader_kwargs": {"batch_size": 3}});
+    let configs = vec![
+        rows("mem/raw/train", "default", json!({})),
+        rows("mem/raw/train", "id_tracking", json!({})),
+        rows(
+            "mem/raw_varlen/train",
+            "pad_truncate",
+            json!({"block_size": 5, "pad_id": 9}),
+        ),
+        rows("mem/raw_varlen/train", "dynamic_padding", json!({})),
+        packed("pack_sequences", "default", json!({})),
+        packed("pack_with_id", "default", json!({})),
+        packed("pack_sequences", "pad_truncate", json!({"block_size": 5})),
+        packed("pack_with_id", "pad_truncate", json!({"block_size": 10})),
+        packed("pack_sequences", "dynamic_padding", json!({})),
+    ];
+    for cfg in configs {
+        let mut dm = manager(cfg.clone(), None);
+        ready(&mut dm, d.path());
+        let pipeline = dm.pipeline().unwrap().clone();
+        let loader = dm.get_dataloader("train", false, 0, 1).unwrap();
+        let registry = xlm::registry::Registry::builtin();
+        let c = &dm.config().collate_fn;
+        let kw = &dm.config().collate_fn_kwargs;
+        let ctx = xlm::registry::Ctx {
+            tokenizer: Some(tokenizer()),
+            block_size: Some(8),
+        };
+        let collator = registry.collator("collate_fn", c, kw).unwrap()(kw, &ctx).unwrap();
+        let mut n = 0;
+        for b in loader.iter() {
+            let fast = b.unwrap();
+            let examples: Vec<_> = fast
+                .samples
+                .iter()
+                .map(|&s| pipeline.read(s).unwrap())
+                .collect();
+            let mut slow = collator.collate(&examples).unwrap();
+            slow.samples = fast.samples.clone();
+            assert_eq!(fast, slow, "{cfg}");
+            n += 1;
+        }
+        assert!(n > 0);
+    }
+}

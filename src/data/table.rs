@@ -82,6 +82,18 @@ impl<'a> TokenSlice<'a> {
         }
     }
 
+    /// Appends ids `range` (widened to i64) to `out`.
+    pub fn extend_range_into(&self, range: std::ops::Range<usize>, out: &mut Vec<i64>) {
+        match self {
+            TokenSlice::U16(b) => {
+                TokenSlice::U16(&b[range.start * 2..range.end * 2]).extend_into(out)
+            }
+            TokenSlice::U32(b) => {
+                TokenSlice::U32(&b[range.start * 4..range.end * 4]).extend_into(out)
+            }
+        }
+    }
+
     /// The ids as a new vector.
     pub fn to_vec(&self) -> Vec<i64> {
         let mut v = Vec::with_capacity(self.len());

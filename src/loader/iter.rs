@@ -49,11 +49,10 @@ impl Shared {
                 source: Box::new(e),
             })
         };
-        let result = samples
-            .iter()
-            .map(|&s| self.loader.reader.read(s))
-            .collect::<crate::Result<Vec<_>>>()
-            .and_then(|examples| Ok(self.loader.collate.collate(&examples)?))
+        let result = self
+            .loader
+            .reader
+            .read_batch(&samples, self.loader.collate.as_ref())
             .map(|mut batch| {
                 batch.samples = samples;
                 batch

@@ -43,10 +43,21 @@ pub enum LoaderError {
     },
 }
 
-/// Reads sample `i` of the plan's sample space as an example.
+/// Reads samples of the plan's sample space.
 pub trait SampleReader: Send + Sync {
     /// The example of sample `sample`.
     fn read(&self, sample: u64) -> crate::Result<Example>;
+
+    /// The batch of `samples` (in order) collated by `collate`. The default
+    /// reads each example and collates them; readers override it to write
+    /// straight into the batch buffers (`samples` is filled in by the loader).
+    fn read_batch(&self, samples: &[u64], collate: &dyn Collate) -> crate::Result<Batch> {
+        let examples = samples
+            .iter()
+            .map(|&s| self.read(s))
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(collate.collate(&examples)?)
+    }
 }
 
 /// Batch size, drop_last, worker threads and prefetch depth.

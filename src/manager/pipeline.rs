@@ -1,10 +1,10 @@
 //! The set-up sample space: which rows survive the on-the-fly filter, how
 //! they are sharded and packed, and how sample `i` is read.
 
-use crate::data::{Column, Example, Table, Value};
-use crate::loader::SampleReader;
+use crate::data::{Column, ColumnKind, Example, Table, Value};
+use crate::loader::{Array2, Batch, SampleReader};
 use crate::plan::{PackIndex, Piece};
-use crate::registry::{Ctx, Kwargs, MapFn, ProcessError};
+use crate::registry::{Collate, Ctx, Kwargs, MapFn, PadMode, ProcessError, StackCollator};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -117,16 +117,22 @@ impl Pipeline {
         self.shard_sizes.as_ref()
     }
 
-    fn read_packed(&self, index: &PackIndex, column: &Column, block: u64) -> Example {
+    /// Appends block `block`'s input ids, attention mask and (when the
+    /// layout records them) source ids to the given buffers; no allocation.
+    fn write_block(
+        &self,
+        index: &PackIndex,
+        column: Option<&Column>,
+        block: u64,
+        ids: &mut Vec<i64>,
+        mask: &mut Vec<i64>,
+        mut sources: Option<&mut Vec<i64>>,
+    ) {
         let spec = index.spec();
-        let n = spec.block_size;
-        let mut ids = Vec::with_capacity(n);
-        let mut mask = Vec::with_capacity(n);
-        let mut sources = Vec::with_capacity(if spec.source_ids { n } else { 0 });
         let id_col = self.table.column("id");
         let source_of = |pos: usize| id_col.map(|c| c.int(self.rows.row(pos))).unwrap_or(-1);
-        for piece in index.pieces(block) {
-            let (pos, before) = (ids.len(), ids.len());
+        index.for_each_piece(block, |piece| {
+            let before = ids.len();
             let source = match &piece {
                 Piece::Bos(p) => {
                     ids.push(spec.bos.expect("bos piece has an id") as i64);
@@ -137,25 +143,42 @@ impl Pipeline {
                     source_of(*p)
                 }
                 Piece::Tokens(p, r) => {
-                    let toks = column.tokens(self.rows.row(*p));
-                    ids.extend(r.clone().map(|i| toks.get(i) as i64));
+                    let col = column.expect("a non-empty packed table has its token column");
+                    col.tokens(self.rows.row(*p))
+                        .extend_range_into(r.clone(), ids);
                     source_of(*p)
                 }
                 Piece::Pad(k) => {
                     ids.resize(ids.len() + k, spec.pad_id as i64);
                     mask.resize(mask.len() + k, 0);
-                    if spec.source_ids {
-                        sources.resize(sources.len() + k, -1);
+                    if let Some(s) = sources.as_deref_mut() {
+                        s.resize(s.len() + k, -1);
                     }
-                    continue;
+                    return;
                 }
             };
             let added = ids.len() - before;
-            mask.resize(pos + added, 1);
-            if spec.source_ids {
-                sources.resize(sources.len() + added, source);
+            mask.resize(mask.len() + added, 1);
+            if let Some(s) = sources.as_deref_mut() {
+                s.resize(s.len() + added, source);
             }
-        }
+        });
+    }
+
+    fn read_packed(&self, index: &PackIndex, column: Option<&Column>, block: u64) -> Example {
+        let spec = index.spec();
+        let n = spec.block_size;
+        let mut ids = Vec::with_capacity(n);
+        let mut mask = Vec::with_capacity(n);
+        let mut sources = Vec::with_capacity(if spec.source_ids { n } else { 0 });
+        self.write_block(
+            index,
+            column,
+            block,
+            &mut ids,
+            &mut mask,
+            spec.source_ids.then_some(&mut sources),
+        );
         let mut e = Example::new()
             .with("input_ids", Value::List(ids))
             .with("attention_mask", Value::List(mask))
@@ -164,6 +187,125 @@ impl Pipeline {
             e.set("source_ids", Value::List(sources));
         }
         e
+    }
+
+    /// Fast path: rows stacked straight from the columns into the batch.
+    fn stack_rows(&self, samples: &[u64], stack: &StackCollator) -> crate::Result<Batch> {
+        let rows: Vec<usize> = samples.iter().map(|&s| self.rows.row(s as usize)).collect();
+        let fail = |reason: String| ProcessError::failed(stack.name(), reason);
+        let mut batch = Batch::default();
+        for col in self
+            .table
+            .columns()
+            .iter()
+            .filter(|c| c.schema().kind == ColumnKind::Tokens)
+        {
+            let name = &col.schema().name;
+            let width = match stack.pad() {
+                PadMode::Fixed(n) => n,
+                PadMode::Dynamic => rows.iter().map(|&r| col.list_len(r)).max().unwrap_or(0),
+                PadMode::None => {
+                    let w = col.list_len(rows[0]);
+                    if let Some((i, &r)) =
+                        rows.iter().enumerate().find(|(_, &r)| col.list_len(r) != w)
+                    {
+                        return Err(fail(format!(
+                            "column `{name}` has length {w} in example 0 but {} in example {i}; use the `pad_truncate` or `dynamic_padding` collator for variable-length rows",
+                            col.list_len(r)
+                        ))
+                        .into());
+                    }
+                    w
+                }
+            };
+            let pad = stack.pad_value(name);
+            let mut data = Vec::with_capacity(width * rows.len());
+            for &r in &rows {
+                let toks = col.tokens(r);
+                let n = toks.len().min(width);
+                toks.extend_range_into(0..n, &mut data);
+                data.resize(data.len() + (width - n), pad);
+            }
+            batch.insert(name, Array2::new(data, [rows.len(), width]));
+        }
+        match self
+            .table
+            .column("id")
+            .filter(|c| c.schema().kind == ColumnKind::Int64)
+        {
+            Some(ids) => batch.ids = rows.iter().map(|&r| ids.int(r)).collect(),
+            None if stack.require_ids() => {
+                return Err(fail(
+                    "example 0 in the batch has no int64 `id` column; id tracking needs one".into(),
+                )
+                .into())
+            }
+            None => {}
+        }
+        Ok(batch)
+    }
+
+    /// Fast path: packed blocks written straight into the batch buffers.
+    fn stack_packed(
+        &self,
+        index: &PackIndex,
+        column: Option<&Column>,
+        samples: &[u64],
+        stack: &StackCollator,
+    ) -> crate::Result<Batch> {
+        let spec = index.spec();
+        if stack.require_ids() {
+            return Err(ProcessError::failed(
+                stack.name(),
+                "example 0 in the batch has no int64 `id` column; id tracking needs one",
+            )
+            .into());
+        }
+        let block = spec.block_size;
+        let width = match stack.pad() {
+            PadMode::Fixed(n) => n,
+            _ => block,
+        };
+        let b = samples.len();
+        let mut ids = Vec::with_capacity(b * block.max(width));
+        let mut mask = Vec::with_capacity(b * block.max(width));
+        let mut sources = Vec::with_capacity(if spec.source_ids {
+            b * block.max(width)
+        } else {
+            0
+        });
+        for &s in samples {
+            let start = ids.len();
+            self.write_block(
+                index,
+                column,
+                s,
+                &mut ids,
+                &mut mask,
+                spec.source_ids.then_some(&mut sources),
+            );
+            if width != block {
+                ids.resize(start + width, stack.pad_value("input_ids"));
+                mask.resize(start + width, 0);
+                if spec.source_ids {
+                    sources.resize(start + width, 0);
+                }
+            }
+        }
+        let mut types = vec![0i64; b * width];
+        if width > block {
+            for row in types.chunks_mut(width) {
+                row[block..].fill(2);
+            }
+        }
+        let mut batch = Batch::default();
+        batch.insert("input_ids", Array2::new(ids, [b, width]));
+        batch.insert("attention_mask", Array2::new(mask, [b, width]));
+        batch.insert("token_type_ids", Array2::new(types, [b, width]));
+        if spec.source_ids {
+            batch.insert("source_ids", Array2::new(sources, [b, width]));
+        }
+        Ok(batch)
     }
 }
 
@@ -180,8 +322,25 @@ impl SampleReader for Pipeline {
                 }
             }
             Layout::Packed { index, column } => {
-                let col = self.table.column(column).expect("checked at setup");
-                Ok(self.read_packed(index, col, sample))
+                Ok(self.read_packed(index, self.table.column(column), sample))
+            }
+        }
+    }
+
+    fn read_batch(&self, samples: &[u64], collate: &dyn Collate) -> crate::Result<Batch> {
+        match (collate.as_stack(), &self.layout) {
+            (Some(stack), Layout::Rows) if self.processor.is_none() => {
+                self.stack_rows(samples, stack)
+            }
+            (Some(stack), Layout::Packed { index, column }) => {
+                self.stack_packed(index, self.table.column(column), samples, stack)
+            }
+            _ => {
+                let examples = samples
+                    .iter()
+                    .map(|&s| self.read(s))
+                    .collect::<crate::Result<Vec<_>>>()?;
+                Ok(collate.collate(&examples)?)
             }
         }
     }

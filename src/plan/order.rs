@@ -28,8 +28,12 @@ pub enum OrderKind {
 pub enum Order {
     /// The identity on `0..S` (costs no memory).
     Identity(u64),
-    /// An explicit permutation.
-    Explicit(Vec<u64>),
+    /// A keyed pseudo-random permutation (costs no memory; O(1) per lookup).
+    Feistel(Feistel),
+    /// An explicit permutation, 4 bytes per sample.
+    Explicit(Vec<u32>),
+    /// An explicit permutation of more than 2^32 samples.
+    ExplicitWide(Vec<u64>),
 }
 
 impl Order {
@@ -37,7 +41,9 @@ impl Order {
     pub fn get(&self, i: u64) -> u64 {
         match self {
             Order::Identity(_) => i,
-            Order::Explicit(v) => v[i as usize],
+            Order::Feistel(f) => f.get(i),
+            Order::Explicit(v) => v[i as usize] as u64,
+            Order::ExplicitWide(v) => v[i as usize],
         }
     }
 
@@ -45,7 +51,9 @@ impl Order {
     pub fn len(&self) -> u64 {
         match self {
             Order::Identity(n) => *n,
+            Order::Feistel(f) => f.n,
             Order::Explicit(v) => v.len() as u64,
+            Order::ExplicitWide(v) => v.len() as u64,
         }
     }
 
@@ -57,6 +65,58 @@ impl Order {
     /// The order as a vector.
     pub fn to_vec(&self) -> Vec<u64> {
         (0..self.len()).map(|i| self.get(i)).collect()
+    }
+}
+
+/// A keyed bijection on `0..n`: a 4-round balanced Feistel network on the
+/// smallest even power of two >= n, with cycle walking (values >= n are
+/// encrypted again, at most ~4 times on average), so a shuffled order of
+/// any size costs no memory and O(1) per position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feistel {
+    n: u64,
+    half_bits: u32,
+    keys: [u64; 4],
+}
+
+impl Feistel {
+    /// The permutation of `0..n` keyed by `rng`.
+    pub fn new(n: u64, rng: &mut Rng) -> Self {
+        let bits = 64 - n.saturating_sub(1).leading_zeros();
+        let half_bits = bits.div_ceil(2).max(1);
+        Self {
+            n,
+            half_bits,
+            keys: [
+                rng.next_u64(),
+                rng.next_u64(),
+                rng.next_u64(),
+                rng.next_u64(),
+            ],
+        }
+    }
+
+    fn round(&self, x: u64) -> u64 {
+        let mask = (1u64 << self.half_bits) - 1;
+        let (mut l, mut r) = (x >> self.half_bits, x & mask);
+        for k in self.keys {
+            let mut f = (r ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            f ^= f >> 29;
+            f = f.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            f ^= f >> 32;
+            (l, r) = (r, l ^ (f & mask));
+        }
+        (l << self.half_bits) | r
+    }
+
+    /// Position `i`'s value.
+    pub fn get(&self, i: u64) -> u64 {
+        debug_assert!(i < self.n);
+        let mut x = self.round(i);
+        while x >= self.n {
+            x = self.round(x);
+        }
+        x
     }
 }
 
@@ -80,9 +140,7 @@ pub fn epoch_order(kind: &OrderKind, s: u64, seed: u64, epoch: u64) -> Order {
     match kind {
         OrderKind::Sequential => Order::Identity(s),
         OrderKind::Permuted => {
-            let mut v: Vec<u64> = (0..s).collect();
-            Rng::new(&[seed, epoch, TAG_PERMUTE]).shuffle(&mut v);
-            Order::Explicit(v)
+            Order::Feistel(Feistel::new(s, &mut Rng::new(&[seed, epoch, TAG_PERMUTE])))
         }
         OrderKind::Stream {
             shard_sizes,
@@ -104,12 +162,16 @@ pub fn epoch_order(kind: &OrderKind, s: u64, seed: u64, epoch: u64) -> Order {
             let stream = shards
                 .into_iter()
                 .flat_map(|i| starts[i]..starts[i] + shard_sizes[i]);
-            Order::Explicit(buffer_shuffle(
-                stream,
-                buffer,
-                &mut Rng::new(&[seed, epoch, TAG_BUFFER]),
-                s,
-            ))
+            let mut rng = Rng::new(&[seed, epoch, TAG_BUFFER]);
+            if u32::try_from(s).is_ok() {
+                let mut out = Vec::with_capacity(s as usize);
+                buffer_shuffle(stream, buffer, &mut rng, |x| out.push(x as u32));
+                Order::Explicit(out)
+            } else {
+                let mut out = Vec::with_capacity(s as usize);
+                buffer_shuffle(stream, buffer, &mut rng, |x| out.push(x));
+                Order::ExplicitWide(out)
+            }
         }
     }
 }
@@ -121,22 +183,20 @@ fn buffer_shuffle(
     stream: impl Iterator<Item = u64>,
     size: usize,
     rng: &mut Rng,
-    n: u64,
-) -> Vec<u64> {
-    let mut out = Vec::with_capacity(n as usize);
-    let mut buf: Vec<u64> = Vec::with_capacity(size.min(n as usize));
+    mut emit: impl FnMut(u64),
+) {
+    let mut buf: Vec<u64> = Vec::with_capacity(size.min(1 << 20));
     for x in stream {
         if buf.len() == size {
             let i = rng.below(size as u64) as usize;
-            out.push(buf[i]);
+            emit(buf[i]);
             buf[i] = x;
         } else {
             buf.push(x);
         }
     }
     rng.shuffle(&mut buf);
-    out.extend(buf);
-    out
+    buf.into_iter().for_each(emit);
 }
 
 #[cfg(test)]

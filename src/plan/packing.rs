@@ -84,13 +84,19 @@ impl PackIndex {
 
     /// The pieces of block `block`, in order; their lengths add up to block_size.
     pub fn pieces(&self, block: u64) -> Vec<Piece> {
+        let mut out = Vec::new();
+        self.for_each_piece(block, |p| out.push(p));
+        out
+    }
+
+    /// Calls `f` with each piece of block `block`, in order, without allocating.
+    pub fn for_each_piece(&self, block: u64, mut f: impl FnMut(Piece)) {
         let s = self.block_starts.partition_point(|&x| x <= block) - 1;
         let shard = &self.shards[s];
         let b = self.spec.block_size as u64;
         let start = (block - self.block_starts[s]) * b;
         let end = start + b;
         let total = *shard.cum.last().expect("non-empty");
-        let mut pieces = Vec::new();
         let mut k = shard.cum.partition_point(|&x| x <= start).saturating_sub(1);
         while k + 1 < shard.cum.len() && shard.cum[k] < end {
             let row_start = shard.cum[k];
@@ -100,24 +106,23 @@ impl PackIndex {
             let overlap = |a: u64, z: u64| a.max(start) < z.min(end);
             if self.spec.bos.is_some() {
                 if overlap(off, off + 1) {
-                    pieces.push(Piece::Bos(pos));
+                    f(Piece::Bos(pos));
                 }
                 off += 1;
             }
             let (a, z) = (off.max(start), (off + len as u64).min(end));
             if a < z {
-                pieces.push(Piece::Tokens(pos, (a - off) as usize..(z - off) as usize));
+                f(Piece::Tokens(pos, (a - off) as usize..(z - off) as usize));
             }
             off += len as u64;
             if self.spec.eos.is_some() && overlap(off, off + 1) {
-                pieces.push(Piece::Eos(pos));
+                f(Piece::Eos(pos));
             }
             k += 1;
         }
         if end > total {
-            pieces.push(Piece::Pad((end - total.max(start)) as usize));
+            f(Piece::Pad((end - total.max(start)) as usize));
         }
-        pieces
     }
 }
 

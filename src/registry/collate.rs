@@ -10,6 +10,13 @@ use std::sync::Arc;
 pub trait Collate: Send + Sync {
     /// Collates `examples` (never empty) into a batch.
     fn collate(&self, examples: &[Example]) -> Result<Batch, ProcessError>;
+
+    /// The stacking rule, when this collator is a [`StackCollator`]: lets
+    /// the loader collate straight from the cache into the batch buffers,
+    /// without building examples (same output as `collate`).
+    fn as_stack(&self) -> Option<&StackCollator> {
+        None
+    }
 }
 
 /// How rows of unequal length are made rectangular.
@@ -47,7 +54,23 @@ impl StackCollator {
         }
     }
 
-    fn pad_value(&self, column: &str) -> i64 {
+    /// Collator name, for errors.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The padding rule.
+    pub fn pad(&self) -> PadMode {
+        self.pad
+    }
+
+    /// Whether every example must carry an `id`.
+    pub fn require_ids(&self) -> bool {
+        self.require_ids
+    }
+
+    /// The padding value of `column`.
+    pub fn pad_value(&self, column: &str) -> i64 {
         match column {
             "input_ids" => self.pad_id,
             "token_type_ids" => 2,
@@ -57,6 +80,10 @@ impl StackCollator {
 }
 
 impl Collate for StackCollator {
+    fn as_stack(&self) -> Option<&StackCollator> {
+        Some(self)
+    }
+
     fn collate(&self, examples: &[Example]) -> Result<Batch, ProcessError> {
         let fail = |reason: String| ProcessError::failed(self.name, reason);
         let first = examples.first().ok_or_else(|| fail("empty batch".into()))?;
