@@ -113,6 +113,7 @@ pub fn run(opts: &DemoOptions) -> crate::Result<DemoReport> {
             manual_cache_dir: cache_dir.clone(),
             tokenizer: Some(tokenizer.clone()),
             num_proc: None,
+            show_progress: false,
             load: true,
         })?
         .expect("a fresh cache is returned");

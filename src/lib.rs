@@ -20,17 +20,20 @@
 //! therefore knows, before reading a byte, exactly which samples it will
 //! yield, which is what makes per-rank batch counts equal in every mode.
 
+pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod data;
 pub mod demo;
 pub mod dist;
 pub mod error;
+pub mod inspect;
 pub mod launch;
 pub mod loader;
 pub mod manager;
 pub mod plan;
 pub mod probe;
+pub mod progress;
 pub mod registry;
 pub mod source;
 pub mod tokenizer;

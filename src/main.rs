@@ -10,6 +10,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => args.run()?,
+        Command::Prepare(args) => args.run()?,
+        Command::Inspect(args) => args.run()?,
+        Command::Bench(args) => args.run()?,
         Command::Launch(args) => std::process::exit(args.run()),
         Command::Probe(args) => std::process::exit(args.run()),
     }

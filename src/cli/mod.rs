@@ -1,10 +1,16 @@
 //! The `xlm` command line: argument types and the commands they run.
 
+mod bench;
 mod demo;
+mod inspect;
+mod prepare;
 mod launch;
 mod probe;
 
+pub use bench::BenchArgs;
 pub use demo::DemoArgs;
+pub use inspect::InspectArgs;
+pub use prepare::{PrepareCliArgs, PrepareConfig};
 pub use launch::LaunchArgs;
 pub use probe::ProbeArgs;
 
@@ -26,6 +32,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run N ranks of a command on this machine (the torchrun analogue).
     Launch(LaunchArgs),
+    /// Download, preprocess and cache a dataset described by a JSON config file.
+    Prepare(PrepareCliArgs),
+    /// Show a cache's rows, schema, token statistics and a few examples.
+    Inspect(InspectArgs),
+    /// Measure prepare and loader throughput against a memcpy baseline.
+    Bench(BenchArgs),
     /// Run one rank of a pipeline config and write `rank_<RANK>.json` (check a config before training).
     Probe(ProbeArgs),
 }

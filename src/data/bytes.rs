@@ -19,6 +19,20 @@ impl Bytes {
     }
 }
 
+impl Bytes {
+    /// Drops this process's mapping of the pages (memory-mapped bytes only),
+    /// so resident memory stays bounded while a large cache is streamed; the
+    /// data stays in the OS page cache and is faulted back in when read.
+    pub fn release_pages(&self) {
+        if let Bytes::Mapped(m) = self {
+            // SAFETY: the mapping is a read-only, shared mapping of a file
+            // that is never modified (caches are immutable), so MADV_DONTNEED
+            // only drops page-table entries; later reads see the same bytes.
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+}
+
 impl Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -45,6 +45,15 @@ pub enum TokenSlice<'a> {
 }
 
 impl<'a> TokenSlice<'a> {
+    /// All ids of a token column's data buffer of element `width` (2 or 4).
+    pub fn from_column_data(data: &'a [u8], width: u8) -> Self {
+        if width == 2 {
+            TokenSlice::U16(data)
+        } else {
+            TokenSlice::U32(data)
+        }
+    }
+
     /// Number of ids.
     pub fn len(&self) -> usize {
         match self {
@@ -264,6 +273,33 @@ impl Table {
             e.set(&c.schema.name, c.value(i));
         }
         e
+    }
+
+    /// Releases the resident pages of memory-mapped columns (see [`Bytes::release_pages`]).
+    pub fn release_pages(&self) {
+        for c in &self.columns {
+            c.data.release_pages();
+            if let Some(o) = &c.offsets {
+                o.release_pages();
+            }
+        }
+    }
+
+    /// Total elements of list column `name` over all rows (0 if absent); O(1).
+    pub fn list_elements(&self, name: &str) -> u64 {
+        self.column(name)
+            .and_then(|c| c.offsets())
+            .map(|o| u64::from_le_bytes(o[o.len() - 8..].try_into().expect("8 bytes")))
+            .unwrap_or(0)
+    }
+
+    /// Rows `range` as a new table (copies them).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Table {
+        let mut b = TableBuilder::new();
+        for i in range {
+            b.push(&self.row(i)).expect("rows of one table share its schema");
+        }
+        b.finish()
     }
 
     /// Every row as an example, in order.

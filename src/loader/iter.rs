@@ -21,7 +21,13 @@ pub struct BatchIter {
     workers: Vec<Worker>,
     stop: Arc<AtomicBool>,
     failed: bool,
+    /// Values yielded since the reader last released its pages.
+    since_release: usize,
 }
+
+/// Values (i64) yielded between two `release_memory` calls: 8 M values is
+/// 64 MB of batches, about 16 MB of u16 cache pages.
+const RELEASE_EVERY: usize = 8 << 20;
 
 struct Shared {
     loader: DataLoader,
@@ -104,6 +110,7 @@ impl BatchIter {
             workers,
             stop,
             failed: false,
+            since_release: 0,
         }
     }
 
@@ -158,6 +165,11 @@ impl Iterator for BatchIter {
         if let Ok(batch) = &item {
             let mut p = self.shared.loader.progress.lock().expect("progress lock");
             p.steps += batch.samples.len() as u64;
+            self.since_release += batch.num_values();
+            if self.since_release >= RELEASE_EVERY {
+                self.since_release = 0;
+                self.shared.loader.reader.release_memory();
+            }
         }
         self.next += 1;
         Some(item)

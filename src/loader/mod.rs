@@ -58,6 +58,11 @@ pub trait SampleReader: Send + Sync {
             .collect::<crate::Result<Vec<_>>>()?;
         Ok(collate.collate(&examples)?)
     }
+
+    /// Lets go of memory the reader can get back on demand (mapped pages).
+    /// The loader calls it every few tens of MB read, so a rank's resident
+    /// memory does not grow with the dataset.
+    fn release_memory(&self) {}
 }
 
 /// Batch size, drop_last, worker threads and prefetch depth.

@@ -80,6 +80,8 @@ pub struct PrepareArgs {
     pub num_proc: Option<usize>,
     /// Return the dataset when the cache already exists.
     pub load: bool,
+    /// Report progress (a bar on a terminal, log lines otherwise).
+    pub show_progress: bool,
 }
 
 /// Arguments of [`DatasetManager::setup`].

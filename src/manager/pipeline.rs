@@ -327,6 +327,10 @@ impl SampleReader for Pipeline {
         }
     }
 
+    fn release_memory(&self) {
+        self.table.release_pages();
+    }
+
     fn read_batch(&self, samples: &[u64], collate: &dyn Collate) -> crate::Result<Batch> {
         match (collate.as_stack(), &self.layout) {
             (Some(stack), Layout::Rows) if self.processor.is_none() => {

@@ -1,12 +1,22 @@
 //! prepare_data: download -> split -> filter -> preprocess -> cache.
+//!
+//! The source is streamed in chunks of [`CHUNK_ROWS`] rows; groups of chunks
+//! are preprocessed in parallel (rayon, `num_proc` threads) and written to
+//! the cache in order. Chunk boundaries do not depend on the thread count,
+//! so the cache is byte-identical for any `num_proc`.
 
 use super::config::SplitSide;
 use super::{DatasetManager, PrepareArgs};
-use crate::cache;
+use crate::cache::{self, CacheWriter};
 use crate::data::{Table, TableBuilder};
 use crate::plan::Rng;
-use crate::registry::{Ctx, Kwargs, ProcessError};
+use crate::progress::Progress;
+use crate::registry::{Ctx, FilterFn, Kwargs, MapFn, ProcessError};
 use crate::Result;
+use rayon::prelude::*;
+
+/// Rows per preprocessing chunk.
+pub const CHUNK_ROWS: usize = 4096;
 
 impl DatasetManager {
     /// Downloads, preprocesses and caches the dataset (run on rank 0).
@@ -17,24 +27,92 @@ impl DatasetManager {
     /// - cache present: return it if `load`, else `None`.
     pub fn prepare_data(&self, args: &PrepareArgs) -> Result<Option<Table>> {
         if !self.config.use_manual_cache {
-            return Ok(Some(self.download_and_preprocess(args)?));
+            let mut b = TableBuilder::new();
+            self.prepared_chunks(args, &mut |chunk| {
+                for e in chunk.rows() {
+                    b.push(&e)?;
+                }
+                Ok(())
+            })?;
+            return Ok(Some(b.finish()));
         }
         let dir = self.cache_dir(&args.manual_cache_dir);
         if cache::is_cache(&dir) && !self.config.rewrite_manual_cache {
-            return Ok(if args.load {
-                Some(cache::open(&dir)?)
-            } else {
-                None
-            });
+            return Ok(if args.load { Some(cache::open(&dir)?) } else { None });
         }
-        let table = self.download_and_preprocess(args)?;
-        cache::write(&table, &dir)?;
+        let mut writer = CacheWriter::create(&dir)?;
+        self.prepared_chunks(args, &mut |chunk| Ok(writer.append(&chunk)?))?;
+        writer.finish()?;
         Ok(Some(cache::open(&dir)?))
     }
 
-    fn download_and_preprocess(&self, args: &PrepareArgs) -> Result<Table> {
-        let raw = self.download()?;
-        self.preprocess(raw, args)
+    /// Streams the preprocessed rows, in order, as chunks.
+    fn prepared_chunks(&self, args: &PrepareArgs, sink: &mut dyn FnMut(Table) -> Result<()>) -> Result<()> {
+        let c = &self.config;
+        let no_kwargs = Kwargs::new();
+        let steps = Steps {
+            filter: match &c.filter_fn {
+                Some(f) => Some(self.registry.filter("filter_fn", f, &no_kwargs)?.clone()),
+                None => None,
+            },
+            map: match &c.preprocess_function {
+                Some(f) => Some((
+                    f.clone(),
+                    self.registry.preprocess("preprocess_function", f, &c.preprocess_function_kwargs)?.clone(),
+                )),
+                None => None,
+            },
+            ctx: Ctx {
+                tokenizer: args.tokenizer.clone(),
+                block_size: None,
+            },
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(args.num_proc.unwrap_or(0))
+            .thread_name(|i| format!("xlm-prepare-{i}"))
+            .build()
+            .map_err(|e| ProcessError::failed("prepare_data", format!("cannot start worker threads: {e}")))?;
+        let group = pool.current_num_threads().max(1) * 2;
+        let mut progress = args.show_progress.then(|| Progress::new(&format!("prepare {}", self.full_name), None));
+        let mut pending: Vec<(usize, Table)> = Vec::new();
+        let mut next_row = 0usize;
+        let mut flush = |pending: &mut Vec<(usize, Table)>| -> Result<()> {
+            let outs: Vec<Result<Table>> =
+                pool.install(|| std::mem::take(pending).into_par_iter().map(|(first, t)| self.preprocess_chunk(t, first, &steps)).collect());
+            for out in outs {
+                let out = out?;
+                if let Some(p) = progress.as_mut() {
+                    p.inc(out.len() as u64, out.list_elements("input_ids").max(out.list_elements("token_ids")));
+                }
+                sink(out)?;
+            }
+            Ok(())
+        };
+        let mut on_chunk = |t: Table| -> Result<()> {
+            let n = t.len();
+            pending.push((next_row, t));
+            next_row += n;
+            if pending.len() >= group {
+                flush(&mut pending)?;
+            }
+            Ok(())
+        };
+        if c.train_test_split.is_some() {
+            let t = self.download()?;
+            let mut start = 0;
+            while start < t.len() {
+                let end = (start + CHUNK_ROWS).min(t.len());
+                on_chunk(t.slice(start..end))?;
+                start = end;
+            }
+        } else {
+            self.source.load_chunks(&self.full_name, CHUNK_ROWS, &mut on_chunk)?;
+        }
+        flush(&mut pending)?;
+        if let Some(p) = progress {
+            p.finish();
+        }
+        Ok(())
     }
 
     /// Rows from the source; with `train_test_split`, the chosen side of the
@@ -70,66 +148,38 @@ impl DatasetManager {
         Ok(b.finish())
     }
 
-    /// filter_fn, then preprocess_function, then columns_to_keep / columns_to_remove.
-    pub(crate) fn preprocess(&self, table: Table, args: &PrepareArgs) -> Result<Table> {
+    /// filter_fn, then preprocess_function, then columns_to_keep / columns_to_remove,
+    /// on one chunk whose first row is row `first` of the dataset.
+    fn preprocess_chunk(&self, chunk: Table, first: usize, steps: &Steps) -> Result<Table> {
         let c = &self.config;
-        let no_kwargs = Kwargs::new();
-        let filter = match &c.filter_fn {
-            Some(f) => Some(self.registry.filter("filter_fn", f, &no_kwargs)?.clone()),
-            None => None,
-        };
-        let map = match &c.preprocess_function {
-            Some(f) => Some((
-                f.as_str(),
-                self.registry
-                    .preprocess("preprocess_function", f, &c.preprocess_function_kwargs)?
-                    .clone(),
-            )),
-            None => None,
-        };
-        if filter.is_none()
-            && map.is_none()
-            && c.columns_to_keep.is_none()
-            && c.columns_to_remove.is_none()
-        {
-            return Ok(table);
+        if steps.filter.is_none() && steps.map.is_none() && c.columns_to_keep.is_none() && c.columns_to_remove.is_none() {
+            return Ok(chunk);
         }
-        for (key, cols) in [
-            ("columns_to_keep", &c.columns_to_keep),
-            ("columns_to_remove", &c.columns_to_remove),
-        ] {
+        for (key, cols) in [("columns_to_keep", &c.columns_to_keep), ("columns_to_remove", &c.columns_to_remove)] {
             for col in cols.iter().flatten() {
-                if map.is_none() && table.column(col).is_none() {
+                if steps.map.is_none() && chunk.column(col).is_none() && !chunk.is_empty() {
                     return Err(super::ConfigError::Invalid {
                         key,
                         reason: format!(
                             "column `{col}` is not in the data (columns: {})",
-                            table
-                                .schema()
-                                .iter()
-                                .map(|s| s.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            chunk.schema().iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
                         ),
                     }
                     .into());
                 }
             }
         }
-        let ctx = Ctx {
-            tokenizer: args.tokenizer.clone(),
-            block_size: None,
-        };
+        let no_kwargs = Kwargs::new();
         let mut out = TableBuilder::new();
-        for (i, mut e) in table.rows().enumerate() {
-            if let Some(f) = &filter {
+        for (i, mut e) in chunk.rows().enumerate() {
+            if let Some(f) = &steps.filter {
                 if !f(&e, &no_kwargs)? {
                     continue;
                 }
             }
-            if let Some((name, f)) = &map {
-                e = f(e, &ctx, &c.preprocess_function_kwargs)
-                    .map_err(|err| ProcessError::failed(name, format!("row {i}: {err}")))?;
+            if let Some((name, f)) = &steps.map {
+                e = f(e, &steps.ctx, &c.preprocess_function_kwargs)
+                    .map_err(|err| ProcessError::failed(name, format!("row {}: {err}", first + i)))?;
             }
             if let Some(keep) = &c.columns_to_keep {
                 e.retain(|n| keep.iter().any(|k| k == n));
@@ -141,4 +191,11 @@ impl DatasetManager {
         }
         Ok(out.finish())
     }
+}
+
+/// The prepare-time functions, resolved once.
+struct Steps {
+    filter: Option<FilterFn>,
+    map: Option<(String, MapFn)>,
+    ctx: Ctx,
 }

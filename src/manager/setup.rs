@@ -31,6 +31,7 @@ impl DatasetManager {
                 manual_cache_dir: args.manual_cache_dir.clone(),
                 tokenizer: args.tokenizer.clone(),
                 num_proc: None,
+                show_progress: false,
                 load: true,
             };
             self.prepare_data(&prep)?

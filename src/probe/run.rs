@@ -88,6 +88,7 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
             manual_cache_dir: cache_dir.clone(),
             tokenizer: Some(tokenizer.clone()),
             num_proc: None,
+            show_progress: false,
             load: false,
         };
         dm.prepare_data(&args)

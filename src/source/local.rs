@@ -116,7 +116,10 @@ fn push(
     })
 }
 
-fn read_jsonl(path: &Path, builder: &mut TableBuilder) -> Result<(), SourceError> {
+/// Rows of one file, each with its path and line number.
+type OnRow<'a, E> = dyn FnMut(Example, &Path, usize) -> Result<(), E> + 'a;
+
+fn read_jsonl<E: From<SourceError>>(path: &Path, on_row: &mut OnRow<'_, E>) -> Result<(), E> {
     let f = std::fs::File::open(path).map_err(io(path))?;
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line.map_err(io(path))?;
@@ -140,7 +143,7 @@ fn read_jsonl(path: &Path, builder: &mut TableBuilder) -> Result<(), SourceError
             })?;
             e.set(k, value);
         }
-        push(builder, e, path, lineno)?;
+        on_row(e, path, lineno)?;
     }
     Ok(())
 }
@@ -157,7 +160,7 @@ fn csv_value(cell: &str) -> Value {
     Value::Text(cell.to_string())
 }
 
-fn read_csv(path: &Path, builder: &mut TableBuilder) -> Result<(), SourceError> {
+fn read_csv<E: From<SourceError>>(path: &Path, on_row: &mut OnRow<'_, E>) -> Result<(), E> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| SourceError::Parse {
         path: path.to_path_buf(),
         line: 0,
@@ -182,21 +185,43 @@ fn read_csv(path: &Path, builder: &mut TableBuilder) -> Result<(), SourceError> 
         for (h, cell) in headers.iter().zip(rec.iter()) {
             e.set(h, csv_value(cell));
         }
-        push(builder, e, path, lineno)?;
+        on_row(e, path, lineno)?;
     }
     Ok(())
+}
+
+impl LocalFiles {
+    fn read<E: From<SourceError>>(&self, name: &FullName, on_row: &mut OnRow<'_, E>) -> Result<(), E> {
+        for path in self.files_for(&name.split)? {
+            match self.format {
+                LocalFormat::Jsonl => read_jsonl(&path, on_row)?,
+                LocalFormat::Csv => read_csv(&path, on_row)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Source for LocalFiles {
     fn load(&self, name: &FullName) -> Result<Table, SourceError> {
         let mut builder = TableBuilder::new();
-        for path in self.files_for(&name.split)? {
-            match self.format {
-                LocalFormat::Jsonl => read_jsonl(&path, &mut builder)?,
-                LocalFormat::Csv => read_csv(&path, &mut builder)?,
-            }
-        }
+        self.read::<SourceError>(name, &mut |e, path, line| push(&mut builder, e, path, line))?;
         Ok(builder.finish())
+    }
+
+    fn load_chunks(&self, name: &FullName, chunk_rows: usize, sink: &mut super::ChunkSink<'_>) -> crate::Result<()> {
+        let mut builder = TableBuilder::new();
+        self.read::<crate::Error>(name, &mut |e, path, line| {
+            push(&mut builder, e, path, line)?;
+            if builder.len() >= chunk_rows {
+                sink(std::mem::take(&mut builder).finish())?;
+            }
+            Ok(())
+        })?;
+        if !builder.is_empty() {
+            sink(builder.finish())?;
+        }
+        Ok(())
     }
 
     fn describe(&self) -> String {

@@ -49,10 +49,27 @@ pub enum SourceError {
     NoSplit { split: String, available: String },
 }
 
+/// Receives the chunks of a streamed source, in order.
+pub type ChunkSink<'a> = dyn FnMut(Table) -> crate::Result<()> + 'a;
+
 /// A place raw rows come from.
 pub trait Source: Send + Sync {
     /// Loads every row of `name` (a parsed `full_name`; `split` picks the split).
     fn load(&self, name: &FullName) -> Result<Table, SourceError>;
+
+    /// Streams the rows of `name` as tables of at most `chunk_rows` rows, in
+    /// order, so a large input never has to be in memory at once. The
+    /// default loads everything and slices it; file sources read incrementally.
+    fn load_chunks(&self, name: &FullName, chunk_rows: usize, sink: &mut ChunkSink<'_>) -> crate::Result<()> {
+        let t = self.load(name)?;
+        let mut start = 0;
+        while start < t.len() {
+            let end = (start + chunk_rows).min(t.len());
+            sink(t.slice(start..end))?;
+            start = end;
+        }
+        Ok(())
+    }
 
     /// A short description for logs (`memory registry`, `local csv files`).
     fn describe(&self) -> String;

@@ -42,6 +42,7 @@ pub fn prepare_args(dir: &Path, load: bool) -> PrepareArgs {
         manual_cache_dir: dir.to_path_buf(),
         tokenizer: Some(tokenizer()),
         num_proc: None,
+        show_progress: false,
         load,
     }
 }
