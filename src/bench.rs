@@ -37,6 +37,8 @@ pub struct BenchOptions {
     pub workers: Vec<usize>,
     /// Threads for prepare (`None`: all cores).
     pub num_proc: Option<usize>,
+    /// Epochs timed per mode and worker count; the median is reported.
+    pub repeats: usize,
 }
 
 impl Default for BenchOptions {
@@ -51,6 +53,7 @@ impl Default for BenchOptions {
             block_size: 128,
             workers: vec![0, 1, 2],
             num_proc: None,
+            repeats: 3,
         }
     }
 }
@@ -96,12 +99,13 @@ pub struct LoaderReport {
     pub epochs: Vec<Measure>,
     /// Milliseconds from a fresh manager over the warm cache to its first batch.
     pub first_batch_ms: f64,
-    /// Peak resident memory of the loader process (VmHWM), MB.
+    /// Peak resident memory of the loader process (VmHWM), MB: private
+    /// memory plus mapped executable and cache pages.
     pub peak_rss_mb: f64,
-    /// Anonymous (private) resident memory at the end, MB.
-    pub rss_anon_mb: f64,
-    /// File-backed resident memory (mapped cache pages) at the end, MB.
-    pub rss_file_mb: f64,
+    /// Largest private (anonymous) resident memory seen after an epoch, MB.
+    pub max_rss_anon_mb: f64,
+    /// Largest file-backed resident memory (executable + mapped cache pages) seen after an epoch, MB.
+    pub max_rss_file_mb: f64,
 }
 
 /// Everything `xlm bench` measured.
@@ -132,7 +136,9 @@ fn status_mb(key: &str) -> f64 {
 
 fn lengths(o: &BenchOptions) -> impl Iterator<Item = usize> + '_ {
     (0..o.rows).map(move |i| match o.min_tokens {
-        Some(min) if min < o.tokens => min + Rng::new(&[0x1e4, i as u64]).below((o.tokens - min + 1) as u64) as usize,
+        Some(min) if min < o.tokens => {
+            min + Rng::new(&[0x1e4, i as u64]).below((o.tokens - min + 1) as u64) as usize
+        }
         _ => o.tokens,
     })
 }
@@ -140,9 +146,10 @@ fn lengths(o: &BenchOptions) -> impl Iterator<Item = usize> + '_ {
 fn token_table(o: &BenchOptions) -> Table {
     Table::from_examples(lengths(o).enumerate().map(|(i, len)| {
         let mut rng = Rng::new(&[0xbe4c, i as u64]);
-        Example::new()
-            .with("id", Value::Int(i as i64))
-            .with("token_ids", Value::List((0..len).map(|_| 7 + rng.below(32_000) as i64).collect()))
+        Example::new().with("id", Value::Int(i as i64)).with(
+            "token_ids",
+            Value::List((0..len).map(|_| 7 + rng.below(32_000) as i64).collect()),
+        )
     }))
     .expect("one schema")
 }
@@ -150,14 +157,23 @@ fn token_table(o: &BenchOptions) -> Table {
 fn text_table(o: &BenchOptions) -> Table {
     Table::from_examples(lengths(o).enumerate().map(|(i, len)| {
         let mut rng = Rng::new(&[0x7e47, i as u64]);
-        let text = (0..len).map(|_| format!("w{}", rng.below(50))).collect::<Vec<_>>().join(" ");
-        Example::new().with("id", Value::Int(i as i64)).with("text", Value::Text(text))
+        let text = (0..len)
+            .map(|_| format!("w{}", rng.below(50)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Example::new()
+            .with("id", Value::Int(i as i64))
+            .with("text", Value::Text(text))
     }))
     .expect("one schema")
 }
 
-fn manager(cfg: serde_json::Value, registry: Option<Arc<MemoryRegistry>>) -> crate::Result<DatasetManager> {
-    let config: DatasetManagerConfig = serde_json::from_value(cfg).map_err(|e| crate::manager::ConfigError::Json(e.to_string()))?;
+fn manager(
+    cfg: serde_json::Value,
+    registry: Option<Arc<MemoryRegistry>>,
+) -> crate::Result<DatasetManager> {
+    let config: DatasetManagerConfig = serde_json::from_value(cfg)
+        .map_err(|e| crate::manager::ConfigError::Json(e.to_string()))?;
     let mut b = DatasetManager::builder(config);
     if let Some(r) = registry {
         b = b.source(r);
@@ -165,7 +181,12 @@ fn manager(cfg: serde_json::Value, registry: Option<Arc<MemoryRegistry>>) -> cra
     Ok(b.build()?)
 }
 
-fn prepare(cfg: serde_json::Value, registry: Arc<MemoryRegistry>, dir: &Path, o: &BenchOptions) -> crate::Result<f64> {
+fn prepare(
+    cfg: serde_json::Value,
+    registry: Arc<MemoryRegistry>,
+    dir: &Path,
+    o: &BenchOptions,
+) -> crate::Result<f64> {
     let dm = manager(cfg, Some(registry))?;
     let t = Instant::now();
     dm.prepare_data(&PrepareArgs {
@@ -196,7 +217,12 @@ pub fn memcpy_baseline(values: u64, batch_values: usize) -> Measure {
         done += n as u64;
     }
     std::hint::black_box(sink);
-    Measure::new("memcpy baseline (int64 batches)", t.elapsed().as_secs_f64(), 0, values)
+    Measure::new(
+        "memcpy baseline (int64 batches)",
+        t.elapsed().as_secs_f64(),
+        0,
+        values,
+    )
 }
 
 /// Runs the loader measurements over the cache under `dir` (in this process).
@@ -211,8 +237,17 @@ pub fn loader_phase(o: &BenchOptions, dir: &Path) -> crate::Result<LoaderReport>
         }
         cfg
     };
+    let collate = if o.min_tokens.is_some() {
+        "dynamic_padding"
+    } else {
+        "default"
+    };
     let modes = [
-        ("map-style", serde_json::json!({"collate_fn": if o.min_tokens.is_some() { "dynamic_padding" } else { "default" }})),
+        ("map-style", serde_json::json!({"collate_fn": collate})),
+        (
+            "map-style sequential",
+            serde_json::json!({"collate_fn": collate, "dataloader_kwargs": {"batch_size": o.batch_size, "shuffle": false}}),
+        ),
         (
             "iterable",
             serde_json::json!({"collate_fn": if o.min_tokens.is_some() { "dynamic_padding" } else { "default" },
@@ -235,43 +270,71 @@ pub fn loader_phase(o: &BenchOptions, dir: &Path) -> crate::Result<LoaderReport>
     let t = Instant::now();
     let mut dm = manager(base(modes[0].1.clone(), 0), None)?;
     dm.setup(Stage::Fit, &setup)?;
-    let first = dm.get_dataloader("train", false, 0, 1)?.iter().next().transpose()?;
+    let first = dm
+        .get_dataloader("train", false, 0, 1)?
+        .iter()
+        .next()
+        .transpose()?;
     let first_batch_ms = t.elapsed().as_secs_f64() * 1e3;
     drop((first, dm));
     let mut epochs = Vec::new();
+    let (mut anon, mut file) = (0f64, 0f64);
     for (name, extra) in &modes {
         for &w in &o.workers {
-            let mut dm = manager(base(extra.clone(), w), None)?;
+            let mut cfg = base(extra.clone(), w);
+            cfg["dataloader_kwargs"]["num_workers"] = w.into();
+            let mut dm = manager(cfg, None)?;
             dm.setup(Stage::Fit, &setup)?;
             let loader = dm.get_dataloader("train", false, 0, 1)?;
-            let t = Instant::now();
-            let (mut examples, mut tokens) = (0u64, 0u64);
-            for b in &loader {
-                let b = b?;
-                let main = b.get("input_ids").or_else(|| b.get("token_ids")).expect("token array");
-                examples += main.shape[0] as u64;
-                tokens += main.data.len() as u64;
+            let mut runs = Vec::new();
+            for _ in 0..o.repeats.max(1) {
+                let t = Instant::now();
+                let (mut examples, mut tokens) = (0u64, 0u64);
+                for b in &loader {
+                    let b = b?;
+                    let main = b
+                        .get("input_ids")
+                        .or_else(|| b.get("token_ids"))
+                        .expect("token array");
+                    examples += main.shape[0] as u64;
+                    tokens += main.data.len() as u64;
+                }
+                runs.push((t.elapsed().as_secs_f64(), examples, tokens));
+                anon = anon.max(status_mb("RssAnon:"));
+                file = file.max(status_mb("RssFile:"));
             }
-            epochs.push(Measure::new(&format!("epoch {name}, {w} workers"), t.elapsed().as_secs_f64(), examples, tokens));
+            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (secs, examples, tokens) = runs[runs.len() / 2];
+            epochs.push(Measure::new(
+                &format!("epoch {name}, {w} workers"),
+                secs,
+                examples,
+                tokens,
+            ));
         }
     }
     Ok(LoaderReport {
         epochs,
         first_batch_ms,
         peak_rss_mb: status_mb("VmHWM:"),
-        rss_anon_mb: status_mb("RssAnon:"),
-        rss_file_mb: status_mb("RssFile:"),
+        max_rss_anon_mb: anon,
+        max_rss_file_mb: file,
     })
 }
 
 /// Runs the whole benchmark; `loader` runs the loader phase (normally a
 /// fresh child process, see the module docs) over the cache directory.
-pub fn run(o: &BenchOptions, dir: Option<PathBuf>, loader: impl FnOnce(&Path) -> crate::Result<LoaderReport>) -> crate::Result<BenchReport> {
+pub fn run(
+    o: &BenchOptions,
+    dir: Option<PathBuf>,
+    loader: impl FnOnce(&Path) -> crate::Result<LoaderReport>,
+) -> crate::Result<BenchReport> {
     let tmp;
     let dir = match dir {
         Some(d) => d,
         None => {
-            tmp = tempfile::tempdir().map_err(|e| crate::cache::CacheError::io(std::env::temp_dir(), e))?;
+            tmp = tempfile::tempdir()
+                .map_err(|e| crate::cache::CacheError::io(std::env::temp_dir(), e))?;
             tmp.path().to_path_buf()
         }
     };
@@ -285,7 +348,12 @@ pub fn run(o: &BenchOptions, dir: Option<PathBuf>, loader: impl FnOnce(&Path) ->
         &dir,
         o,
     )?;
-    let prepare_m = Measure::new("prepare: token ids -> cache", secs, o.rows as u64, total_tokens);
+    let prepare_m = Measure::new(
+        "prepare: token ids -> cache",
+        secs,
+        o.rows as u64,
+        total_tokens,
+    );
     registry.insert("mem/bench/train", Table::default());
     let texts = text_table(o);
     registry.insert("mem/bench_text/train", texts);
@@ -295,10 +363,20 @@ pub fn run(o: &BenchOptions, dir: Option<PathBuf>, loader: impl FnOnce(&Path) ->
         &dir,
         o,
     )?;
-    let prepare_tok = Measure::new("prepare: tokenize text -> cache", secs, o.rows as u64, total_tokens);
+    let prepare_tok = Measure::new(
+        "prepare: tokenize text -> cache",
+        secs,
+        o.rows as u64,
+        total_tokens,
+    );
     drop(registry);
     let loader_report = loader(&dir)?;
-    let epoch_values = loader_report.epochs.first().map(|m| m.tokens).unwrap_or(total_tokens);
+    let epoch_values = loader_report
+        .epochs
+        .first()
+        .map(|m| m.tokens)
+        .unwrap_or(total_tokens);
+    // The baseline copies what one map-style epoch outputs (int64 values).
     let memcpy = memcpy_baseline(epoch_values, o.batch_size * o.tokens);
     let rate = memcpy.tokens_per_s;
     let ratio = |mut m: Measure| {
@@ -324,9 +402,19 @@ impl std::fmt::Display for BenchReport {
             Some(m) => format!("{m}..={} tokens", o.tokens),
             None => format!("{} tokens", o.tokens),
         };
-        writeln!(f, "xlm bench: {} rows x {len}, batch {}, {} shards, shuffle buffer {}, block {}", o.rows, o.batch_size, o.shards, o.shuffle_buffer, o.block_size)?;
-        writeln!(f, "{:<36} {:>10} {:>12} {:>14} {:>12} {:>10}", "measure", "wall (s)", "examples", "examples/s", "M tokens/s", "x memcpy")?;
-        let all = [&self.memcpy, &self.prepare, &self.prepare_tokenize].into_iter().chain(self.loader.epochs.iter());
+        writeln!(
+            f,
+            "xlm bench: {} rows x {len}, batch {}, {} shards, shuffle buffer {}, block {}",
+            o.rows, o.batch_size, o.shards, o.shuffle_buffer, o.block_size
+        )?;
+        writeln!(
+            f,
+            "{:<36} {:>10} {:>12} {:>14} {:>12} {:>10}",
+            "measure", "wall (s)", "examples", "examples/s", "M tokens/s", "x memcpy"
+        )?;
+        let all = [&self.memcpy, &self.prepare, &self.prepare_tokenize]
+            .into_iter()
+            .chain(self.loader.epochs.iter());
         for m in all {
             writeln!(
                 f,
@@ -339,11 +427,15 @@ impl std::fmt::Display for BenchReport {
                 m.vs_memcpy
             )?;
         }
-        writeln!(f, "first batch from a warm cache: {:.2} ms", self.loader.first_batch_ms)?;
         writeln!(
             f,
-            "loader process peak RSS: {:.1} MB (at the end: {:.1} MB private, {:.1} MB mapped cache pages)",
-            self.loader.peak_rss_mb, self.loader.rss_anon_mb, self.loader.rss_file_mb
+            "first batch from a warm cache: {:.2} ms",
+            self.loader.first_batch_ms
+        )?;
+        writeln!(
+            f,
+            "loader process peak RSS: {:.1} MB (largest after an epoch: {:.1} MB private, {:.1} MB file-backed = executable + mapped cache pages)",
+            self.loader.peak_rss_mb, self.loader.max_rss_anon_mb, self.loader.max_rss_file_mb
         )
     }
 }

@@ -40,7 +40,11 @@ pub struct CacheSummary {
 }
 
 /// Summarises `table`, with `examples` example rows (decoded by `tokenizer` if given).
-pub fn summarize(table: &Table, examples: usize, tokenizer: Option<&dyn Tokenizer>) -> CacheSummary {
+pub fn summarize(
+    table: &Table,
+    examples: usize,
+    tokenizer: Option<&dyn Tokenizer>,
+) -> CacheSummary {
     let n = table.len();
     let columns = table
         .columns()
@@ -73,7 +77,9 @@ pub fn summarize(table: &Table, examples: usize, tokenizer: Option<&dyn Tokenize
                     if s.kind == ColumnKind::Tokens {
                         let values = c.data().len() / s.width as usize;
                         let all = crate::data::TokenSlice::from_column_data(c.data(), s.width);
-                        let (lo, hi) = (0..values).map(|i| all.get(i)).fold((u32::MAX, 0u32), |(lo, hi), v| (lo.min(v), hi.max(v)));
+                        let (lo, hi) = (0..values)
+                            .map(|i| all.get(i))
+                            .fold((u32::MAX, 0u32), |(lo, hi), v| (lo.min(v), hi.max(v)));
                         if values > 0 {
                             out.min_value = Some(lo as i64);
                             out.max_value = Some(hi as i64);
@@ -89,8 +95,16 @@ pub fn summarize(table: &Table, examples: usize, tokenizer: Option<&dyn Tokenize
             let mut obj = serde_json::Map::new();
             for (name, v) in table.row(i).fields() {
                 let json = match (v, tokenizer) {
-                    (Value::List(ids), Some(t)) if table.column(name).is_some_and(|c| c.schema().kind == ColumnKind::Tokens) && name != "attention_mask" && name != "token_type_ids" => {
-                        serde_json::Value::String(t.decode(&ids.iter().map(|&x| x as u32).collect::<Vec<_>>()))
+                    (Value::List(ids), Some(t))
+                        if table
+                            .column(name)
+                            .is_some_and(|c| c.schema().kind == ColumnKind::Tokens)
+                            && name != "attention_mask"
+                            && name != "token_type_ids" =>
+                    {
+                        serde_json::Value::String(
+                            t.decode(&ids.iter().map(|&x| x as u32).collect::<Vec<_>>()),
+                        )
                     }
                     _ => serde_json::to_value(v).expect("values serialise"),
                 };
@@ -109,7 +123,11 @@ pub fn summarize(table: &Table, examples: usize, tokenizer: Option<&dyn Tokenize
 impl std::fmt::Display for CacheSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "rows: {}", self.rows)?;
-        writeln!(f, "{:<18} {:<7} {:>5} {:>14} {:>8} {:>10} {:>8} {:>10} {:>10}", "column", "kind", "width", "elements", "min len", "mean len", "max len", "min", "max")?;
+        writeln!(
+            f,
+            "{:<18} {:<7} {:>5} {:>14} {:>8} {:>10} {:>8} {:>10} {:>10}",
+            "column", "kind", "width", "elements", "min len", "mean len", "max len", "min", "max"
+        )?;
         let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
         let opti = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
         for c in &self.columns {
@@ -121,7 +139,9 @@ impl std::fmt::Display for CacheSummary {
                 c.width,
                 c.elements,
                 opt(c.min_len),
-                c.mean_len.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into()),
+                c.mean_len
+                    .map(|m| format!("{m:.1}"))
+                    .unwrap_or_else(|| "-".into()),
                 opt(c.max_len),
                 opti(c.min_value),
                 opti(c.max_value)

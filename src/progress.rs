@@ -32,7 +32,11 @@ impl Progress {
             } else {
                 "{msg} {spinner} {pos} rows ({per_sec})"
             };
-            bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
             bar.set_message(label.to_string());
             bar
         });

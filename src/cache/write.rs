@@ -31,34 +31,54 @@ impl Sink {
     }
 
     fn put(&mut self, b: &[u8]) -> Result<(), CacheError> {
-        self.out.write_all(b).map_err(|e| CacheError::io(&self.path, e))?;
+        self.out
+            .write_all(b)
+            .map_err(|e| CacheError::io(&self.path, e))?;
         self.crc.update(b);
         self.bytes += b.len() as u64;
         Ok(())
     }
 
     fn close(self) -> Result<(String, u64, u32), CacheError> {
-        let f = self.out.into_inner().map_err(|e| CacheError::io(&self.path, e.into_error()))?;
+        let f = self
+            .out
+            .into_inner()
+            .map_err(|e| CacheError::io(&self.path, e.into_error()))?;
         f.sync_all().map_err(|e| CacheError::io(&self.path, e))?;
-        let name = self.path.file_name().expect("file").to_string_lossy().into_owned();
+        let name = self
+            .path
+            .file_name()
+            .expect("file")
+            .to_string_lossy()
+            .into_owned();
         Ok((name, self.bytes, self.crc.finalize()))
     }
 
     /// Rewrites the u16 ids written so far as u32 (a token column met an id
     /// above 65535 after its first chunks).
     fn widen_u16(&mut self) -> Result<(), CacheError> {
-        self.out.flush().map_err(|e| CacheError::io(&self.path, e))?;
+        self.out
+            .flush()
+            .map_err(|e| CacheError::io(&self.path, e))?;
         let wide = self.path.with_extension("wide");
         {
-            let mut r = BufReader::with_capacity(1 << 20, File::open(&self.path).map_err(|e| CacheError::io(&self.path, e))?);
+            let mut r = BufReader::with_capacity(
+                1 << 20,
+                File::open(&self.path).map_err(|e| CacheError::io(&self.path, e))?,
+            );
             let mut w = Sink::create(wide.clone())?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
-                let n = r.read(&mut buf).map_err(|e| CacheError::io(&self.path, e))?;
+                let n = r
+                    .read(&mut buf)
+                    .map_err(|e| CacheError::io(&self.path, e))?;
                 if n == 0 {
                     break;
                 }
-                let out: Vec<u8> = buf[..n].chunks_exact(2).flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes()).collect();
+                let out: Vec<u8> = buf[..n]
+                    .chunks_exact(2)
+                    .flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes())
+                    .collect();
                 w.put(&out)?;
             }
             w.out.flush().map_err(|e| CacheError::io(&wide, e))?;
@@ -66,7 +86,10 @@ impl Sink {
             self.bytes = w.bytes;
         }
         fs::rename(&wide, &self.path).map_err(|e| CacheError::io(&self.path, e))?;
-        let f = OpenOptions::new().append(true).open(&self.path).map_err(|e| CacheError::io(&self.path, e))?;
+        let f = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| CacheError::io(&self.path, e))?;
         self.out = BufWriter::with_capacity(1 << 20, f);
         Ok(())
     }
@@ -102,11 +125,17 @@ impl CacheWriter {
     pub fn create(dir: &Path) -> Result<Self, CacheError> {
         let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
         fs::create_dir_all(&parent).map_err(|e| CacheError::io(&parent, e))?;
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "cache".into());
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "cache".into());
         let stamp = format!(
             "{}-{}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
         );
         let tmp = parent.join(format!(".{name}.tmp-{stamp}"));
         fs::create_dir(&tmp).map_err(|e| CacheError::io(&tmp, e))?;
@@ -151,7 +180,10 @@ impl CacheWriter {
         }
         let cols = self.columns.as_mut().expect("set above");
         let same = cols.len() == chunk.columns().len()
-            && cols.iter().zip(chunk.columns()).all(|(a, b)| a.schema.name == b.schema().name && a.schema.kind == b.schema().kind);
+            && cols
+                .iter()
+                .zip(chunk.columns())
+                .all(|(a, b)| a.schema.name == b.schema().name && a.schema.kind == b.schema().kind);
         if !same {
             let names = |v: Vec<String>| v.join(", ");
             return Err(CacheError::Corrupt {
@@ -171,7 +203,11 @@ impl CacheWriter {
                 sink.schema.width = w_in;
             }
             if sink.schema.kind == ColumnKind::Tokens && w_in < sink.schema.width {
-                let wide: Vec<u8> = col.data().chunks_exact(2).flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes()).collect();
+                let wide: Vec<u8> = col
+                    .data()
+                    .chunks_exact(2)
+                    .flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes())
+                    .collect();
                 sink.data.put(&wide)?;
             } else {
                 sink.data.put(col.data())?;
@@ -180,10 +216,13 @@ impl CacheWriter {
                 let base = sink.elements;
                 let rebased: Vec<u8> = off[8..]
                     .chunks_exact(8)
-                    .flat_map(|c| (u64::from_le_bytes(c.try_into().expect("8 bytes")) + base).to_le_bytes())
+                    .flat_map(|c| {
+                        (u64::from_le_bytes(c.try_into().expect("8 bytes")) + base).to_le_bytes()
+                    })
                     .collect();
                 out.put(&rebased)?;
-                sink.elements = base + u64::from_le_bytes(off[off.len() - 8..].try_into().expect("8 bytes"));
+                sink.elements =
+                    base + u64::from_le_bytes(off[off.len() - 8..].try_into().expect("8 bytes"));
             }
         }
         self.rows += chunk.len() as u64;
@@ -239,7 +278,9 @@ impl Drop for CacheWriter {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CacheError> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| CacheError::io(dir, e))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| CacheError::io(dir, e))
 }
 
 fn swap_into_place(tmp: &Path, dir: &Path, old: &Path) -> Result<(), CacheError> {
@@ -263,7 +304,14 @@ mod tests {
         Table::from_examples(ids.map(|i| {
             Example::new()
                 .with("id", Value::Int(i))
-                .with("token_ids", Value::List((0..i % 4).map(|t| if big { 70_000 + t } else { t }).collect()))
+                .with(
+                    "token_ids",
+                    Value::List(
+                        (0..i % 4)
+                            .map(|t| if big { 70_000 + t } else { t })
+                            .collect(),
+                    ),
+                )
                 .with("text", Value::Text(format!("r{i}")))
         }))
         .unwrap()
@@ -279,7 +327,11 @@ mod tests {
         w.append(&chunk(9..12, false)).unwrap();
         w.finish().unwrap();
         let t = crate::cache::open(&d.path().join("c")).unwrap();
-        let whole: Vec<Example> = chunk(0..5, false).rows().chain(chunk(5..9, true).rows()).chain(chunk(9..12, false).rows()).collect();
+        let whole: Vec<Example> = chunk(0..5, false)
+            .rows()
+            .chain(chunk(5..9, true).rows())
+            .chain(chunk(9..12, false).rows())
+            .collect();
         assert_eq!(t.rows().collect::<Vec<_>>(), whole);
         assert_eq!(t.column("token_ids").unwrap().schema().width, 4);
         crate::cache::verify(&d.path().join("c")).unwrap();
@@ -291,7 +343,11 @@ mod tests {
         let mut w = CacheWriter::create(&d.path().join("c")).unwrap();
         w.append(&chunk(0..3, false)).unwrap();
         let other = Table::from_examples(vec![Example::new().with("x", Value::Int(1))]).unwrap();
-        assert!(w.append(&other).unwrap_err().to_string().contains("rows 3.."));
+        assert!(w
+            .append(&other)
+            .unwrap_err()
+            .to_string()
+            .contains("rows 3.."));
         drop(w);
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
     }

@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Threads for prepare (default: all cores).
     #[arg(long)]
     pub num_proc: Option<usize>,
+    /// Epochs timed per mode and worker count (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
     /// Keep the caches here instead of a temporary directory.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -54,6 +57,7 @@ impl BenchArgs {
             block_size: self.block_size,
             workers: self.workers.clone(),
             num_proc: self.num_proc,
+            repeats: self.repeats,
         }
     }
 
@@ -61,7 +65,10 @@ impl BenchArgs {
     pub fn run(&self) -> anyhow::Result<()> {
         let o = self.options();
         if self.loader_only {
-            let dir = self.cache_dir.as_deref().ok_or_else(|| anyhow::anyhow!("--loader-only needs --cache-dir"))?;
+            let dir = self
+                .cache_dir
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("--loader-only needs --cache-dir"))?;
             println!("{}", serde_json::to_string(&loader_phase(&o, dir)?)?);
             return Ok(());
         }
@@ -69,16 +76,46 @@ impl BenchArgs {
             let exe = std::env::current_exe().expect("own executable");
             let mut cmd = std::process::Command::new(exe);
             cmd.args(["bench", "--loader-only", "--cache-dir"]).arg(dir);
-            cmd.args(["--rows", &o.rows.to_string(), "--tokens", &o.tokens.to_string(), "--batch-size", &o.batch_size.to_string()]);
-            cmd.args(["--shards", &o.shards.to_string(), "--shuffle-buffer", &o.shuffle_buffer.to_string(), "--block-size", &o.block_size.to_string()]);
-            cmd.arg("--workers").arg(o.workers.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","));
+            cmd.args([
+                "--rows",
+                &o.rows.to_string(),
+                "--tokens",
+                &o.tokens.to_string(),
+                "--batch-size",
+                &o.batch_size.to_string(),
+            ]);
+            cmd.args([
+                "--shards",
+                &o.shards.to_string(),
+                "--shuffle-buffer",
+                &o.shuffle_buffer.to_string(),
+                "--block-size",
+                &o.block_size.to_string(),
+            ]);
+            cmd.arg("--workers").arg(
+                o.workers
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            cmd.args(["--repeats", &o.repeats.to_string()]);
             if let Some(m) = o.min_tokens {
                 cmd.args(["--min-tokens", &m.to_string()]);
             }
-            let out = cmd.output().map_err(|e| crate::cache::CacheError::io(dir, e))?;
-            let fail = |reason: String| crate::registry::ProcessError::failed("xlm bench (loader phase)", reason);
+            let out = cmd
+                .output()
+                .map_err(|e| crate::cache::CacheError::io(dir, e))?;
+            let fail = |reason: String| {
+                crate::registry::ProcessError::failed("xlm bench (loader phase)", reason)
+            };
             if !out.status.success() {
-                return Err(fail(format!("{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr))).into());
+                return Err(fail(format!(
+                    "{:?}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+                .into());
             }
             serde_json::from_slice(&out.stdout).map_err(|e| fail(e.to_string()).into())
         };

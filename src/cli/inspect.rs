@@ -41,7 +41,15 @@ impl InspectArgs {
         if self.json {
             println!("{}", serde_json::to_string_pretty(&s)?);
         } else {
-            println!("cache: {}{}", self.cache.display(), if self.verify { " (checksums verified)" } else { "" });
+            println!(
+                "cache: {}{}",
+                self.cache.display(),
+                if self.verify {
+                    " (checksums verified)"
+                } else {
+                    ""
+                }
+            );
             print!("{s}");
         }
         Ok(())

@@ -3,15 +3,15 @@
 mod bench;
 mod demo;
 mod inspect;
-mod prepare;
 mod launch;
+mod prepare;
 mod probe;
 
 pub use bench::BenchArgs;
 pub use demo::DemoArgs;
 pub use inspect::InspectArgs;
-pub use prepare::{PrepareCliArgs, PrepareConfig};
 pub use launch::LaunchArgs;
+pub use prepare::{PrepareCliArgs, PrepareConfig};
 pub use probe::ProbeArgs;
 
 use clap::{Parser, Subcommand};

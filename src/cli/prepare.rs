@@ -34,8 +34,10 @@ pub struct PrepareCliArgs {
 impl PrepareCliArgs {
     /// Prepares the cache and prints a summary.
     pub fn run(&self) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(&self.config).map_err(|e| anyhow::anyhow!("--config {}: {e}", self.config.display()))?;
-        let cfg: PrepareConfig = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", self.config.display()))?;
+        let text = std::fs::read_to_string(&self.config)
+            .map_err(|e| anyhow::anyhow!("--config {}: {e}", self.config.display()))?;
+        let cfg: PrepareConfig = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("--config {}: {e}", self.config.display()))?;
         let tokenizer = cfg.tokenizer.build()?;
         let dm = DatasetManager::new(cfg.dsm_kwargs)?;
         let dir = dm.cache_dir(&cfg.manual_cache_dir);
@@ -49,7 +51,9 @@ impl PrepareCliArgs {
         })?;
         let secs = t.elapsed().as_secs_f64();
         let t = table.expect("load=true returns the dataset");
-        let tokens = t.list_elements("input_ids").max(t.list_elements("token_ids"));
+        let tokens = t
+            .list_elements("input_ids")
+            .max(t.list_elements("token_ids"));
         println!(
             "xlm prepare: {} -> {} ({} rows, {} tokens) in {:.2} s ({:.2} M tokens/s)",
             dm.full_name(),

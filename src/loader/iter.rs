@@ -39,12 +39,7 @@ impl Shared {
     fn build(&self, b: u64) -> Option<Item> {
         let bs = self.loader.options.batch_size as u64;
         let mut samples = Vec::with_capacity(bs as usize);
-        for j in b * bs..(b + 1) * bs {
-            match self.stream.get(j) {
-                Some(s) => samples.push(s),
-                None => break,
-            }
-        }
+        self.stream.fill(b * bs, (b + 1) * bs, &mut samples);
         if samples.is_empty() || (self.loader.options.drop_last && (samples.len() as u64) < bs) {
             return None;
         }

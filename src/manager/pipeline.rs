@@ -220,7 +220,16 @@ impl Pipeline {
             };
             let pad = stack.pad_value(name);
             let mut data = Vec::with_capacity(width * rows.len());
-            for &r in &rows {
+            // Rows are read in sample order, which is random for map-style
+            // data: start loading a few rows ahead of the copy.
+            const AHEAD: usize = 4;
+            for &r in rows.iter().take(AHEAD) {
+                col.prefetch_row(r);
+            }
+            for (k, &r) in rows.iter().enumerate() {
+                if let Some(&next) = rows.get(k + AHEAD) {
+                    col.prefetch_row(next);
+                }
                 let toks = col.tokens(r);
                 let n = toks.len().min(width);
                 toks.extend_range_into(0..n, &mut data);

@@ -38,7 +38,11 @@ impl DatasetManager {
         }
         let dir = self.cache_dir(&args.manual_cache_dir);
         if cache::is_cache(&dir) && !self.config.rewrite_manual_cache {
-            return Ok(if args.load { Some(cache::open(&dir)?) } else { None });
+            return Ok(if args.load {
+                Some(cache::open(&dir)?)
+            } else {
+                None
+            });
         }
         let mut writer = CacheWriter::create(&dir)?;
         self.prepared_chunks(args, &mut |chunk| Ok(writer.append(&chunk)?))?;
@@ -47,7 +51,11 @@ impl DatasetManager {
     }
 
     /// Streams the preprocessed rows, in order, as chunks.
-    fn prepared_chunks(&self, args: &PrepareArgs, sink: &mut dyn FnMut(Table) -> Result<()>) -> Result<()> {
+    fn prepared_chunks(
+        &self,
+        args: &PrepareArgs,
+        sink: &mut dyn FnMut(Table) -> Result<()>,
+    ) -> Result<()> {
         let c = &self.config;
         let no_kwargs = Kwargs::new();
         let steps = Steps {
@@ -58,7 +66,9 @@ impl DatasetManager {
             map: match &c.preprocess_function {
                 Some(f) => Some((
                     f.clone(),
-                    self.registry.preprocess("preprocess_function", f, &c.preprocess_function_kwargs)?.clone(),
+                    self.registry
+                        .preprocess("preprocess_function", f, &c.preprocess_function_kwargs)?
+                        .clone(),
                 )),
                 None => None,
             },
@@ -71,18 +81,30 @@ impl DatasetManager {
             .num_threads(args.num_proc.unwrap_or(0))
             .thread_name(|i| format!("xlm-prepare-{i}"))
             .build()
-            .map_err(|e| ProcessError::failed("prepare_data", format!("cannot start worker threads: {e}")))?;
+            .map_err(|e| {
+                ProcessError::failed("prepare_data", format!("cannot start worker threads: {e}"))
+            })?;
         let group = pool.current_num_threads().max(1) * 2;
-        let mut progress = args.show_progress.then(|| Progress::new(&format!("prepare {}", self.full_name), None));
+        let mut progress = args
+            .show_progress
+            .then(|| Progress::new(&format!("prepare {}", self.full_name), None));
         let mut pending: Vec<(usize, Table)> = Vec::new();
         let mut next_row = 0usize;
         let mut flush = |pending: &mut Vec<(usize, Table)>| -> Result<()> {
-            let outs: Vec<Result<Table>> =
-                pool.install(|| std::mem::take(pending).into_par_iter().map(|(first, t)| self.preprocess_chunk(t, first, &steps)).collect());
+            let outs: Vec<Result<Table>> = pool.install(|| {
+                std::mem::take(pending)
+                    .into_par_iter()
+                    .map(|(first, t)| self.preprocess_chunk(t, first, &steps))
+                    .collect()
+            });
             for out in outs {
                 let out = out?;
                 if let Some(p) = progress.as_mut() {
-                    p.inc(out.len() as u64, out.list_elements("input_ids").max(out.list_elements("token_ids")));
+                    p.inc(
+                        out.len() as u64,
+                        out.list_elements("input_ids")
+                            .max(out.list_elements("token_ids")),
+                    );
                 }
                 sink(out)?;
             }
@@ -106,7 +128,8 @@ impl DatasetManager {
                 start = end;
             }
         } else {
-            self.source.load_chunks(&self.full_name, CHUNK_ROWS, &mut on_chunk)?;
+            self.source
+                .load_chunks(&self.full_name, CHUNK_ROWS, &mut on_chunk)?;
         }
         flush(&mut pending)?;
         if let Some(p) = progress {
@@ -152,17 +175,29 @@ impl DatasetManager {
     /// on one chunk whose first row is row `first` of the dataset.
     fn preprocess_chunk(&self, chunk: Table, first: usize, steps: &Steps) -> Result<Table> {
         let c = &self.config;
-        if steps.filter.is_none() && steps.map.is_none() && c.columns_to_keep.is_none() && c.columns_to_remove.is_none() {
+        if steps.filter.is_none()
+            && steps.map.is_none()
+            && c.columns_to_keep.is_none()
+            && c.columns_to_remove.is_none()
+        {
             return Ok(chunk);
         }
-        for (key, cols) in [("columns_to_keep", &c.columns_to_keep), ("columns_to_remove", &c.columns_to_remove)] {
+        for (key, cols) in [
+            ("columns_to_keep", &c.columns_to_keep),
+            ("columns_to_remove", &c.columns_to_remove),
+        ] {
             for col in cols.iter().flatten() {
                 if steps.map.is_none() && chunk.column(col).is_none() && !chunk.is_empty() {
                     return Err(super::ConfigError::Invalid {
                         key,
                         reason: format!(
                             "column `{col}` is not in the data (columns: {})",
-                            chunk.schema().iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                            chunk
+                                .schema()
+                                .iter()
+                                .map(|s| s.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     }
                     .into());
@@ -178,8 +213,9 @@ impl DatasetManager {
                 }
             }
             if let Some((name, f)) = &steps.map {
-                e = f(e, &steps.ctx, &c.preprocess_function_kwargs)
-                    .map_err(|err| ProcessError::failed(name, format!("row {}: {err}", first + i)))?;
+                e = f(e, &steps.ctx, &c.preprocess_function_kwargs).map_err(|err| {
+                    ProcessError::failed(name, format!("row {}: {err}", first + i))
+                })?;
             }
             if let Some(keep) = &c.columns_to_keep {
                 e.retain(|n| keep.iter().any(|k| k == n));

@@ -152,6 +152,29 @@ impl RankStream {
         o
     }
 
+    /// Appends the samples of steps `from..to` (stopping at the stream's
+    /// end) to `out`; one lock for the whole range.
+    pub fn fill(&self, from: u64, to: u64, out: &mut Vec<u64>) {
+        let s = self.spec.num_samples;
+        if s == 0 {
+            return;
+        }
+        let to = match self.spec.rank_len() {
+            Some(n) => to.min(n),
+            None => to,
+        };
+        let (w, base) = (self.spec.world_size, self.spec.start + self.spec.rank);
+        if self.spec.infinite {
+            for j in from..to {
+                let g = base + j * w;
+                out.push(self.order(self.epoch + g / s).get(g % s));
+            }
+        } else {
+            let order = self.order(self.epoch);
+            out.extend((from..to).map(|j| order.get((base + j * w) % s)));
+        }
+    }
+
     /// The sample at step `j` of this rank's stream, or `None` past its end.
     pub fn get(&self, j: u64) -> Option<u64> {
         let s = self.spec.num_samples;

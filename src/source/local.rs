@@ -191,7 +191,11 @@ fn read_csv<E: From<SourceError>>(path: &Path, on_row: &mut OnRow<'_, E>) -> Res
 }
 
 impl LocalFiles {
-    fn read<E: From<SourceError>>(&self, name: &FullName, on_row: &mut OnRow<'_, E>) -> Result<(), E> {
+    fn read<E: From<SourceError>>(
+        &self,
+        name: &FullName,
+        on_row: &mut OnRow<'_, E>,
+    ) -> Result<(), E> {
         for path in self.files_for(&name.split)? {
             match self.format {
                 LocalFormat::Jsonl => read_jsonl(&path, on_row)?,
@@ -209,7 +213,12 @@ impl Source for LocalFiles {
         Ok(builder.finish())
     }
 
-    fn load_chunks(&self, name: &FullName, chunk_rows: usize, sink: &mut super::ChunkSink<'_>) -> crate::Result<()> {
+    fn load_chunks(
+        &self,
+        name: &FullName,
+        chunk_rows: usize,
+        sink: &mut super::ChunkSink<'_>,
+    ) -> crate::Result<()> {
         let mut builder = TableBuilder::new();
         self.read::<crate::Error>(name, &mut |e, path, line| {
             push(&mut builder, e, path, line)?;

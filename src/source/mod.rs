@@ -60,7 +60,12 @@ pub trait Source: Send + Sync {
     /// Streams the rows of `name` as tables of at most `chunk_rows` rows, in
     /// order, so a large input never has to be in memory at once. The
     /// default loads everything and slices it; file sources read incrementally.
-    fn load_chunks(&self, name: &FullName, chunk_rows: usize, sink: &mut ChunkSink<'_>) -> crate::Result<()> {
+    fn load_chunks(
+        &self,
+        name: &FullName,
+        chunk_rows: usize,
+        sink: &mut ChunkSink<'_>,
+    ) -> crate::Result<()> {
         let t = self.load(name)?;
         let mut start = 0;
         while start < t.len() {
