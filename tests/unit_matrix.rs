@@ -85,8 +85,6 @@ fn bad_full_name_and_debug_overfit_without_debug_name_are_rejected() {
     assert!(e.contains("2 path segment"), "{e}");
     let e = build_err(json!({"debug_overfit": true}));
     assert!(e.contains("full_name_debug"), "{e}");
-    let e = build_err(json!({"full_name": "hub/some/train"}));
-    assert!(e.contains("no source") && e.contains("ds_type"), "{e}");
     let e = build_err(json!({"dataloader_kwargs": {"batch_size": 0}}));
     assert!(e.contains("batch_size"), "{e}");
 }

@@ -1,5 +1,5 @@
 use super::{Batch, DataLoader, LoaderError};
-use crate::plan::{PlanSpec, RankStream};
+use crate::plan::{OrderKind, PlanSpec, RankStream};
 use crossbeam_channel::{bounded, Receiver};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -161,7 +161,11 @@ impl Iterator for BatchIter {
             let mut p = self.shared.loader.progress.lock().expect("progress lock");
             p.steps += batch.samples.len() as u64;
             self.since_release += batch.num_values();
-            if self.since_release >= RELEASE_EVERY {
+            // Only streams that move through the data release what they
+            // passed: random access (a permuted order) maps the pages back
+            // at once, so releasing would cost refaults and save nothing.
+            let sequential = !matches!(self.shared.stream.spec().order, OrderKind::Permuted);
+            if sequential && self.since_release >= RELEASE_EVERY {
                 self.since_release = 0;
                 self.shared.loader.reader.release_memory();
             }

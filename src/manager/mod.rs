@@ -21,7 +21,7 @@ pub use dataloader::LoaderType;
 pub use pipeline::Pipeline;
 
 use crate::registry::{Kwargs, Registry};
-use crate::source::{FullName, LocalFiles, MemoryRegistry, Source};
+use crate::source::{FullName, HubSource, LocalFiles, MemoryRegistry, Source};
 use crate::tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,15 +180,11 @@ fn default_source(
         }),
         (None, Some(_)) => Err(ConfigError::Invalid {
             key: "ds_type",
-            reason: "data_files is set, so ds_type must say their format (jsonl, json or csv)".into(),
+            reason: "data_files is set, so ds_type must say their format (jsonl, json or csv)"
+                .into(),
         }),
         (None, None) if name.repo == "mem" => Ok(Arc::new(MemoryRegistry::builtin())),
-        (None, None) => Err(ConfigError::Invalid {
-            key: "full_name",
-            reason: format!(
-                "no source for `{name}`: use ds_type + data_files for local files, a `mem/...` name for the built-in registry, or DatasetManager::builder(..).source(..)"
-            ),
-        }),
+        (None, None) => Ok(Arc::new(HubSource::from_env())),
     }
 }
 

@@ -103,7 +103,7 @@ fn json_value(v: &serde_json::Value) -> Option<Value> {
     }
 }
 
-fn push(
+pub(crate) fn push(
     builder: &mut TableBuilder,
     e: Example,
     path: &Path,
@@ -117,9 +117,12 @@ fn push(
 }
 
 /// Rows of one file, each with its path and line number.
-type OnRow<'a, E> = dyn FnMut(Example, &Path, usize) -> Result<(), E> + 'a;
+pub(crate) type OnRow<'a, E> = dyn FnMut(Example, &Path, usize) -> Result<(), E> + 'a;
 
-fn read_jsonl<E: From<SourceError>>(path: &Path, on_row: &mut OnRow<'_, E>) -> Result<(), E> {
+pub(crate) fn read_jsonl<E: From<SourceError>>(
+    path: &Path,
+    on_row: &mut OnRow<'_, E>,
+) -> Result<(), E> {
     let f = std::fs::File::open(path).map_err(io(path))?;
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line.map_err(io(path))?;
@@ -160,7 +163,10 @@ fn csv_value(cell: &str) -> Value {
     Value::Text(cell.to_string())
 }
 
-fn read_csv<E: From<SourceError>>(path: &Path, on_row: &mut OnRow<'_, E>) -> Result<(), E> {
+pub(crate) fn read_csv<E: From<SourceError>>(
+    path: &Path,
+    on_row: &mut OnRow<'_, E>,
+) -> Result<(), E> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| SourceError::Parse {
         path: path.to_path_buf(),
         line: 0,

@@ -6,13 +6,16 @@
 //!   built-in one holds the test datasets (`mem/raw/train`, ...).
 //! - [`LocalFiles`]: jsonl/json and csv files on disk.
 //!
-//! A Hugging Face Hub source implements the same [`Source`] trait.
+//! - [`HubSource`]: the Hugging Face Hub through the local hub cache
+//!   (offline mode reads only the cache).
 
 mod full_name;
+mod hub;
 mod local;
 mod memory;
 
 pub use full_name::FullName;
+pub use hub::{select_split_files, HubSource};
 pub use local::{DataFiles, LocalFiles, LocalFormat};
 pub use memory::{synthetic_table, MemoryRegistry};
 
