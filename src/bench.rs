@@ -271,7 +271,10 @@ pub fn loader_phase(o: &BenchOptions, dir: &Path) -> crate::Result<LoaderReport>
     // cache, then a fresh manager is timed through setup, loader, one batch.
     let mut warm = manager(base(modes[0].1.clone(), 0), None)?;
     warm.setup(Stage::Fit, &setup)?;
-    warm.get_dataloader("train", false, 0, 1)?.iter().next().transpose()?;
+    warm.get_dataloader("train", false, 0, 1)?
+        .iter()
+        .next()
+        .transpose()?;
     drop(warm);
     let t = Instant::now();
     let mut dm = manager(base(modes[0].1.clone(), 0), None)?;
