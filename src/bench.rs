@@ -9,7 +9,7 @@
 use crate::data::{Example, Table, Value};
 use crate::manager::{DatasetManager, DatasetManagerConfig, PrepareArgs, SetupArgs, Stage};
 use crate::plan::Rng;
-use crate::source::MemoryRegistry;
+use crate::source::{synthetic_text_table, MemoryRegistry};
 use crate::tokenizer::{SimpleSpaceTokenizer, Tokenizer};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -155,17 +155,10 @@ fn token_table(o: &BenchOptions) -> Table {
 }
 
 fn text_table(o: &BenchOptions) -> Table {
-    Table::from_examples(lengths(o).enumerate().map(|(i, len)| {
-        let mut rng = Rng::new(&[0x7e47, i as u64]);
-        let text = (0..len)
-            .map(|_| format!("w{}", rng.below(50)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        Example::new()
-            .with("id", Value::Int(i as i64))
-            .with("text", Value::Text(text))
-    }))
-    .expect("one schema")
+    synthetic_text_table(
+        0x7e47,
+        lengths(o).enumerate().map(|(i, len)| (i as i64, len)),
+    )
 }
 
 fn manager(

@@ -2,10 +2,10 @@
 //! with no network: tokenize and cache it, set it up as a packed iterable
 //! dataset, and iterate one epoch with worker threads.
 
-use crate::data::{Example, Table, Value};
+use crate::data::Table;
 use crate::manager::{DatasetManager, DatasetManagerConfig, PrepareArgs, SetupArgs, Stage};
 use crate::plan::Rng;
-use crate::source::MemoryRegistry;
+use crate::source::{synthetic_text_table, MemoryRegistry};
 use crate::tokenizer::{SimpleSpaceTokenizer, Tokenizer};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,18 +63,13 @@ pub struct DemoReport {
 
 /// Deterministic sentences over the test vocabulary, 8 to 200 words each.
 pub fn demo_table(rows: usize) -> Table {
-    Table::from_examples((0..rows).map(|i| {
-        let mut rng = Rng::new(&[0xde40, i as u64]);
-        let words = 8 + rng.below(193) as usize;
-        let text = (0..words)
-            .map(|_| format!("w{}", rng.below(50)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        Example::new()
-            .with("id", Value::Int(i as i64))
-            .with("text", Value::Text(text))
-    }))
-    .expect("one schema")
+    let lengths = (0..rows).map(|i| {
+        (
+            i as i64,
+            8 + Rng::new(&[0xde40, i as u64]).below(193) as usize,
+        )
+    });
+    synthetic_text_table(0xde41, lengths)
 }
 
 /// Runs the demo.

@@ -15,6 +15,13 @@ use xlm::probe::RankResult;
 
 const T: Duration = Duration::from_secs(60);
 
+/// `xlm ARGS...` as a command.
+fn xlm(args: &[&str]) -> Command {
+    let mut c = Command::new(xlm_bin());
+    c.args(args);
+    c
+}
+
 fn cfg(dsm: Json, run: Json) -> Json {
     let mut dsm_full = json!({"collate_fn": "id_tracking"});
     for (k, v) in dsm.as_object().unwrap() {
@@ -310,22 +317,18 @@ fn a_missing_rank_times_out_the_barrier_by_name() {
 #[test]
 fn launcher_reports_usage_and_timeouts() {
     let out = run_command(
-        {
-            let mut c = Command::new(xlm_bin());
-            c.args([
-                "launch",
-                "--nproc-per-node",
-                "2",
-                "--timeout",
-                "0.5",
-                "--grace",
-                "0.2",
-                "--",
-                "sleep",
-                "30",
-            ]);
-            c
-        },
+        xlm(&[
+            "launch",
+            "--nproc-per-node",
+            "2",
+            "--timeout",
+            "0.5",
+            "--grace",
+            "0.2",
+            "--",
+            "sleep",
+            "30",
+        ]),
         T,
     );
     assert_eq!(
@@ -338,19 +341,15 @@ fn launcher_reports_usage_and_timeouts() {
         "{out:?}"
     );
     let out = run_command(
-        {
-            let mut c = Command::new(xlm_bin());
-            c.args([
-                "launch",
-                "--nproc-per-node",
-                "2",
-                "--",
-                "sh",
-                "-c",
-                "echo hello from $RANK of $WORLD_SIZE at $MASTER_ADDR",
-            ]);
-            c
-        },
+        xlm(&[
+            "launch",
+            "--nproc-per-node",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            "echo hello from $RANK of $WORLD_SIZE at $MASTER_ADDR",
+        ]),
         T,
     );
     assert!(out.status.unwrap().success(), "{out:?}");
@@ -361,17 +360,13 @@ fn launcher_reports_usage_and_timeouts() {
     );
     assert!(out.stdout.contains("[rank 1] hello from 1 of 2"), "{out:?}");
     let out = run_command(
-        {
-            let mut c = Command::new(xlm_bin());
-            c.args([
-                "launch",
-                "--nproc-per-node",
-                "2",
-                "--",
-                "/nonexistent/program",
-            ]);
-            c
-        },
+        xlm(&[
+            "launch",
+            "--nproc-per-node",
+            "2",
+            "--",
+            "/nonexistent/program",
+        ]),
         T,
     );
     assert!(

@@ -12,9 +12,9 @@
 //! directory named after it (`default/train/0000.parquet`), under the
 //! config's directory when `full_name` has one; jsonl/json, csv and parquet.
 
-use super::local::{read_csv, read_jsonl, OnRow};
+use super::local::{read_chunked, read_csv, read_jsonl, read_table, OnRow};
 use super::{ChunkSink, FullName, Source, SourceError};
-use crate::data::{Example, Table, TableBuilder, Value};
+use crate::data::{Example, Table, Value};
 use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};
 
@@ -285,11 +285,7 @@ pub(crate) fn read_parquet<E: From<SourceError>>(
 
 impl Source for HubSource {
     fn load(&self, name: &FullName) -> Result<Table, SourceError> {
-        let mut b = TableBuilder::new();
-        self.read::<SourceError>(name, &mut |e, path, line| {
-            super::local::push(&mut b, e, path, line)
-        })?;
-        Ok(b.finish())
+        read_table(|on_row| self.read(name, on_row))
     }
 
     fn load_chunks(
@@ -298,18 +294,7 @@ impl Source for HubSource {
         chunk_rows: usize,
         sink: &mut ChunkSink<'_>,
     ) -> crate::Result<()> {
-        let mut b = TableBuilder::new();
-        self.read::<crate::Error>(name, &mut |e, path, line| {
-            super::local::push(&mut b, e, path, line)?;
-            if b.len() >= chunk_rows {
-                sink(std::mem::take(&mut b).finish())?;
-            }
-            Ok(())
-        })?;
-        if !b.is_empty() {
-            sink(b.finish())?;
-        }
-        Ok(())
+        read_chunked(chunk_rows, sink, |on_row| self.read(name, on_row))
     }
 
     fn describe(&self) -> String {

@@ -116,6 +116,35 @@ pub(crate) fn push(
     })
 }
 
+/// Collects the rows `read` produces into one table.
+pub(crate) fn read_table(
+    read: impl FnOnce(&mut OnRow<'_, SourceError>) -> Result<(), SourceError>,
+) -> Result<Table, SourceError> {
+    let mut builder = TableBuilder::new();
+    read(&mut |e, path, line| push(&mut builder, e, path, line))?;
+    Ok(builder.finish())
+}
+
+/// Streams the rows `read` produces to `sink` as tables of `chunk_rows` rows.
+pub(crate) fn read_chunked(
+    chunk_rows: usize,
+    sink: &mut super::ChunkSink<'_>,
+    read: impl FnOnce(&mut OnRow<'_, crate::Error>) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let mut builder = TableBuilder::new();
+    read(&mut |e, path, line| {
+        push(&mut builder, e, path, line)?;
+        if builder.len() >= chunk_rows {
+            sink(std::mem::take(&mut builder).finish())?;
+        }
+        Ok(())
+    })?;
+    if !builder.is_empty() {
+        sink(builder.finish())?;
+    }
+    Ok(())
+}
+
 /// Rows of one file, each with its path and line number.
 pub(crate) type OnRow<'a, E> = dyn FnMut(Example, &Path, usize) -> Result<(), E> + 'a;
 
@@ -214,9 +243,7 @@ impl LocalFiles {
 
 impl Source for LocalFiles {
     fn load(&self, name: &FullName) -> Result<Table, SourceError> {
-        let mut builder = TableBuilder::new();
-        self.read::<SourceError>(name, &mut |e, path, line| push(&mut builder, e, path, line))?;
-        Ok(builder.finish())
+        read_table(|on_row| self.read(name, on_row))
     }
 
     fn load_chunks(
@@ -225,18 +252,7 @@ impl Source for LocalFiles {
         chunk_rows: usize,
         sink: &mut super::ChunkSink<'_>,
     ) -> crate::Result<()> {
-        let mut builder = TableBuilder::new();
-        self.read::<crate::Error>(name, &mut |e, path, line| {
-            push(&mut builder, e, path, line)?;
-            if builder.len() >= chunk_rows {
-                sink(std::mem::take(&mut builder).finish())?;
-            }
-            Ok(())
-        })?;
-        if !builder.is_empty() {
-            sink(builder.finish())?;
-        }
-        Ok(())
+        read_chunked(chunk_rows, sink, |on_row| self.read(name, on_row))
     }
 
     fn describe(&self) -> String {

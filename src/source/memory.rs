@@ -35,6 +35,25 @@ pub fn synthetic_table(ids_and_lengths: impl IntoIterator<Item = (i64, usize)>) 
     .expect("synthetic rows share one schema")
 }
 
+/// A table of rows `id`, `text`: for each (id, words), `words` words of the
+/// test vocabulary (`w0`..`w49`), deterministic in (`seed`, id).
+pub fn synthetic_text_table(
+    seed: u64,
+    ids_and_words: impl IntoIterator<Item = (i64, usize)>,
+) -> Table {
+    Table::from_examples(ids_and_words.into_iter().map(|(id, words)| {
+        let mut rng = Rng::new(&[seed, id as u64]);
+        let text = (0..words)
+            .map(|_| format!("w{}", rng.below(50)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Example::new()
+            .with("id", Value::Int(id))
+            .with("text", Value::Text(text))
+    }))
+    .expect("synthetic rows share one schema")
+}
+
 impl MemoryRegistry {
     /// An empty registry.
     pub fn new() -> Self {

@@ -17,7 +17,7 @@ mod memory;
 pub use full_name::FullName;
 pub use hub::{select_split_files, HubSource};
 pub use local::{DataFiles, LocalFiles, LocalFormat};
-pub use memory::{synthetic_table, MemoryRegistry};
+pub use memory::{synthetic_table, synthetic_text_table, MemoryRegistry};
 
 use crate::data::Table;
 use std::path::PathBuf;
