@@ -426,7 +426,7 @@ mod tests {
     #[test]
     fn a_missing_rank_is_named() {
         let port = free_port();
-        let t = Duration::from_millis(300);
+        let t = Duration::from_millis(1000);
         let peer = std::thread::spawn(move || {
             let mut g = ProcessGroup::connect(&env(1, 3, port), Duration::from_secs(5)).unwrap();
             g.barrier(t).unwrap_err().to_string()

@@ -14,12 +14,67 @@ pub enum Piece {
     Pad(usize),
 }
 
+/// Stream offsets where each row of a shard starts, plus the total at the
+/// end: 4 bytes per row while the shard's stream fits in u32.
+#[derive(Debug, Clone)]
+enum Starts {
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl Starts {
+    fn from_spans(spans: impl ExactSizeIterator<Item = u64> + Clone) -> Self {
+        let total: u64 = spans.clone().sum();
+        let n = spans.len() + 1;
+        let mut acc = 0u64;
+        let running = std::iter::once(0).chain(spans.map(move |x| {
+            acc += x;
+            acc
+        }));
+        if total <= u32::MAX as u64 {
+            let mut v = Vec::with_capacity(n);
+            v.extend(running.map(|x| x as u32));
+            Starts::Narrow(v)
+        } else {
+            let mut v = Vec::with_capacity(n);
+            v.extend(running);
+            Starts::Wide(v)
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Starts::Narrow(v) => v.len(),
+            Starts::Wide(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> u64 {
+        match self {
+            Starts::Narrow(v) => v[i] as u64,
+            Starts::Wide(v) => v[i],
+        }
+    }
+
+    fn last(&self) -> u64 {
+        self.get(self.len() - 1)
+    }
+
+    /// Number of leading entries <= `x`.
+    fn count_le(&self, x: u64) -> usize {
+        match self {
+            Starts::Narrow(v) => v.partition_point(|&y| (y as u64) <= x),
+            Starts::Wide(v) => v.partition_point(|&y| y <= x),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ShardPack {
     /// Position (in the row set) of the shard's first row.
     first: usize,
-    /// Stream offset where each row starts, plus the total at the end.
-    cum: Vec<u64>,
+    /// Where each row starts in the shard's token stream.
+    cum: Starts,
     blocks: u64,
 }
 
@@ -45,13 +100,8 @@ impl PackIndex {
         let mut out = Vec::new();
         let mut block_starts = vec![0u64];
         for (first, lengths) in shards {
-            let mut cum = Vec::with_capacity(lengths.len() + 1);
-            let mut acc = 0u64;
-            cum.push(0);
-            for len in lengths {
-                acc += spec.row_span(len) as u64;
-                cum.push(acc);
-            }
+            let cum = Starts::from_spans(lengths.iter().map(|&len| spec.row_span(len) as u64));
+            let acc = cum.last();
             let blocks = if spec.drop_last {
                 acc / b
             } else {
@@ -96,11 +146,11 @@ impl PackIndex {
         let b = self.spec.block_size as u64;
         let start = (block - self.block_starts[s]) * b;
         let end = start + b;
-        let total = *shard.cum.last().expect("non-empty");
-        let mut k = shard.cum.partition_point(|&x| x <= start).saturating_sub(1);
-        while k + 1 < shard.cum.len() && shard.cum[k] < end {
-            let row_start = shard.cum[k];
-            let len = (shard.cum[k + 1] - row_start) as usize - self.spec.row_span(0);
+        let total = shard.cum.last();
+        let mut k = shard.cum.count_le(start).saturating_sub(1);
+        while k + 1 < shard.cum.len() && shard.cum.get(k) < end {
+            let row_start = shard.cum.get(k);
+            let len = (shard.cum.get(k + 1) - row_start) as usize - self.spec.row_span(0);
             let pos = shard.first + k;
             let mut off = row_start;
             let overlap = |a: u64, z: u64| a.max(start) < z.min(end);

@@ -68,9 +68,12 @@ pub struct ProbeRun {
     /// Loader type (default `train`).
     #[serde(default = "train")]
     pub loader: String,
-    /// Timeout of every distributed wait, in seconds (default 60).
+    /// Timeout of every collective (barrier, all-gather), in seconds (default 60).
     #[serde(default = "sixty")]
     pub timeout_s: f64,
+    /// Timeout for every rank to join the process group, in seconds (default 60).
+    #[serde(default = "sixty")]
+    pub rendezvous_timeout_s: f64,
     /// Fault injection, to test failure handling.
     #[serde(default)]
     pub fault: Option<Fault>,

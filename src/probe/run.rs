@@ -70,7 +70,8 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
         .manual_cache_dir
         .clone()
         .unwrap_or_else(|| result_dir.join("cache"));
-    let mut group = ProcessGroup::connect(env, timeout).map_err(|e| e.to_string())?;
+    let rendezvous = Duration::from_secs_f64(cfg.run.rendezvous_timeout_s.max(0.001));
+    let mut group = ProcessGroup::connect(env, rendezvous).map_err(|e| e.to_string())?;
     let fault = cfg.run.fault.clone().filter(|f| f.rank == env.rank);
     match fault.as_ref().map(|f| f.kind) {
         Some(FaultKind::Panic) => panic!("fault injected on rank {}", env.rank),
