@@ -148,36 +148,68 @@ pub(crate) fn read_chunked(
 /// Rows of one file, each with its path and line number.
 pub(crate) type OnRow<'a, E> = dyn FnMut(Example, &Path, usize) -> Result<(), E> + 'a;
 
+/// One jsonl line as an example (`None` for a blank line).
+fn parse_jsonl_line(
+    path: &Path,
+    lineno: usize,
+    line: &str,
+) -> Result<Option<Example>, SourceError> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let parse_err = |reason: String| SourceError::Parse {
+        path: path.to_path_buf(),
+        line: lineno,
+        reason,
+    };
+    let obj: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(line).map_err(|e| parse_err(format!("not a JSON object: {e}")))?;
+    let mut e = Example::new();
+    for (k, v) in &obj {
+        let value = json_value(v).ok_or_else(|| {
+            parse_err(format!(
+                "key `{k}`: {v} is not an integer, a string or a list of integers"
+            ))
+        })?;
+        e.set(k, value);
+    }
+    Ok(Some(e))
+}
+
+/// Lines parsed together (in parallel) before they are handed on in order.
+const PARSE_BLOCK: usize = 8192;
+
+/// Reads a jsonl file; blocks of lines are parsed in parallel (rayon) and
+/// handed to `on_row` in file order.
 pub(crate) fn read_jsonl<E: From<SourceError>>(
     path: &Path,
     on_row: &mut OnRow<'_, E>,
 ) -> Result<(), E> {
+    use rayon::prelude::*;
     let f = std::fs::File::open(path).map_err(io(path))?;
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(io(path))?;
-        let lineno = i + 1;
-        if line.trim().is_empty() {
-            continue;
+    let mut lines = std::io::BufReader::with_capacity(1 << 20, f).lines();
+    let mut lineno = 0;
+    loop {
+        let mut block = Vec::with_capacity(PARSE_BLOCK);
+        for line in lines.by_ref().take(PARSE_BLOCK) {
+            block.push(line.map_err(io(path))?);
         }
-        let parse_err = |reason: String| SourceError::Parse {
-            path: path.to_path_buf(),
-            line: lineno,
-            reason,
-        };
-        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
-            .map_err(|e| parse_err(format!("not a JSON object: {e}")))?;
-        let mut e = Example::new();
-        for (k, v) in &obj {
-            let value = json_value(v).ok_or_else(|| {
-                parse_err(format!(
-                    "key `{k}`: {v} is not an integer, a string or a list of integers"
-                ))
-            })?;
-            e.set(k, value);
+        if block.is_empty() {
+            return Ok(());
         }
-        on_row(e, path, lineno)?;
+        let first = lineno + 1;
+        lineno += block.len();
+        let parsed: Vec<Result<Option<Example>, SourceError>> = block
+            .par_iter()
+            .enumerate()
+            .map(|(i, l)| parse_jsonl_line(path, first + i, l))
+            .collect();
+        for (i, p) in parsed.into_iter().enumerate() {
+            if let Some(e) = p? {
+                on_row(e, path, first + i)?;
+            }
+        }
     }
-    Ok(())
 }
 
 fn csv_value(cell: &str) -> Value {

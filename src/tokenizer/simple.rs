@@ -1,5 +1,32 @@
 use super::{Specials, Tokenizer, TokenizerError};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: vocabulary lookups hash short words, where SipHash's DoS
+/// resistance buys nothing (the vocabulary is fixed) and costs most of the
+/// tokenizer's time.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type WordIds = HashMap<String, u32, BuildHasherDefault<Fnv>>;
 
 /// Special tokens and their fixed ids.
 pub const SPECIAL_TOKENS: [&str; 7] = [
@@ -13,7 +40,7 @@ pub const SPECIAL_TOKENS: [&str; 7] = [
 #[derive(Debug, Clone)]
 pub struct SimpleSpaceTokenizer {
     words: Vec<String>,
-    ids: HashMap<String, u32>,
+    ids: WordIds,
 }
 
 impl SimpleSpaceTokenizer {
@@ -21,7 +48,7 @@ impl SimpleSpaceTokenizer {
     pub fn new(vocab: Vec<String>) -> Result<Self, TokenizerError> {
         let mut words: Vec<String> = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
         words.extend(vocab);
-        let mut ids = HashMap::new();
+        let mut ids = WordIds::default();
         for (i, w) in words.iter().enumerate() {
             if ids.insert(w.clone(), i as u32).is_some() {
                 return Err(TokenizerError::DuplicateWord(w.clone()));
