@@ -252,6 +252,27 @@ fn prepare_cli_uses_hf_home_offline_and_inspect_reports_the_cache() {
     );
     assert_eq!(s.examples.len(), 1);
 
+    // The same config as YAML.
+    let yaml = d.path().join("prepare.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "dsm_kwargs:\n  full_name: org/toy/test\n  preprocess_function: tokenize\n  columns_to_remove: [text]\nmanual_cache_dir: {}\n",
+            cache.display()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(xlm_bin());
+    c.args(["prepare", "--config"])
+        .arg(&yaml)
+        .env("HF_HOME", d.path())
+        .env("HF_HUB_OFFLINE", "1");
+    let out = run_command(c, Duration::from_secs(60));
+    assert!(
+        out.status.unwrap().success() && out.stdout.contains("1 rows, 1 tokens"),
+        "{out:?}"
+    );
+
     // Broken inputs are named.
     let mut c = Command::new(xlm_bin());
     c.args(["inspect"]).arg(d.path());

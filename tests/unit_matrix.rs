@@ -812,3 +812,20 @@ fn fast_collation_matches_example_collation() {
         assert!(n > 0);
     }
 }
+
+#[test]
+fn yaml_configs_mean_the_same_as_json() {
+    let yaml = "full_name: mem/raw_large/train\niterable_dataset_shards: 4\nshuffle_buffer_size: 16\nstages: [fit, validate]\non_the_fly_group_processor: pack_sequences\non_the_fly_group_processor_kwargs:\n  block_size: 8\n  use_bos: true\ndataloader_kwargs:\n  batch_size: 2\n  num_workers: 1\n";
+    let from_yaml = DatasetManagerConfig::from_yaml(yaml).unwrap();
+    let from_json = DatasetManagerConfig::from_json(
+        r#"{"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "shuffle_buffer_size": 16,
+            "on_the_fly_group_processor": "pack_sequences",
+            "on_the_fly_group_processor_kwargs": {"block_size": 8, "use_bos": true},
+            "dataloader_kwargs": {"batch_size": 2, "num_workers": 1}}"#,
+    )
+    .unwrap();
+    assert_eq!(from_yaml, from_json);
+    let e =
+        DatasetManagerConfig::from_yaml("full_name: mem/raw/train\nshufle_seed: 1\n").unwrap_err();
+    assert!(e.to_string().contains("shufle_seed"), "{e}");
+}

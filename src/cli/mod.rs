@@ -15,6 +15,24 @@ pub use prepare::{PrepareCliArgs, PrepareConfig};
 pub use probe::ProbeArgs;
 
 use clap::{Parser, Subcommand};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// Reads a config file: YAML when it ends in `.yaml`/`.yml`, JSON otherwise.
+/// Errors name the file.
+pub fn read_config_file<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let parsed = if yaml {
+        serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| format!("{}: {e}", path.display()))
+}
 
 /// xlm: the data layer for language-model training.
 #[derive(Debug, Parser)]

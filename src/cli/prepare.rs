@@ -23,7 +23,7 @@ pub struct PrepareConfig {
 /// Arguments of `xlm prepare`.
 #[derive(Debug, clap::Args)]
 pub struct PrepareCliArgs {
-    /// JSON file: {"dsm_kwargs": {...}, "tokenizer": {...}, "manual_cache_dir": "...", "num_proc": N}.
+    /// JSON or YAML (.yaml/.yml) file: {"dsm_kwargs": {...}, "tokenizer": {...}, "manual_cache_dir": "...", "num_proc": N}.
     #[arg(long)]
     pub config: PathBuf,
     /// Overrides num_proc.
@@ -34,10 +34,8 @@ pub struct PrepareCliArgs {
 impl PrepareCliArgs {
     /// Prepares the cache and prints a summary.
     pub fn run(&self) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(&self.config)
-            .map_err(|e| anyhow::anyhow!("--config {}: {e}", self.config.display()))?;
-        let cfg: PrepareConfig = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("--config {}: {e}", self.config.display()))?;
+        let cfg: PrepareConfig =
+            super::read_config_file(&self.config).map_err(|e| anyhow::anyhow!("--config {e}"))?;
         let tokenizer = cfg.tokenizer.build()?;
         let dm = DatasetManager::new(cfg.dsm_kwargs)?;
         let dir = dm.cache_dir(&cfg.manual_cache_dir);

@@ -14,7 +14,7 @@ pub struct ProbeArgs {
         required_unless_present = "config_file"
     )]
     pub config_json: Option<String>,
-    /// Read the probe config from this file instead.
+    /// Read the probe config from this JSON or YAML (.yaml/.yml) file instead.
     #[arg(long)]
     pub config_file: Option<PathBuf>,
 }
@@ -22,13 +22,14 @@ pub struct ProbeArgs {
 impl ProbeArgs {
     /// Runs one rank and writes its result; returns the exit code (0 ok, 1 not ok).
     pub fn run(&self) -> i32 {
-        let json = match (&self.config_json, &self.config_file) {
-            (Some(j), _) => j.clone(),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .unwrap_or_else(|e| format!("<cannot read {}: {e}>", f.display())),
-            (None, None) => String::new(),
+        let config = match (&self.config_json, &self.config_file) {
+            (Some(j), _) => Ok(j.clone()),
+            (None, Some(f)) => super::read_config_file::<serde_json::Value>(f)
+                .map(|v| v.to_string())
+                .map_err(|e| format!("--config-file {e}")),
+            (None, None) => Err("no config: give --config-json or --config-file".into()),
         };
-        let r = run_probe(&self.result_dir, &json);
+        let r = run_probe(&self.result_dir, config);
         let path = match write_result(&self.result_dir, &r) {
             Ok(p) => p,
             Err(e) => {

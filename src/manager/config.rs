@@ -209,4 +209,9 @@ impl DatasetManagerConfig {
     pub fn from_json(text: &str) -> Result<Self, super::ConfigError> {
         serde_json::from_str(text).map_err(|e| super::ConfigError::Json(e.to_string()))
     }
+
+    /// Parses a YAML config (the same keys; e.g. a Hydra `dataset_manager` node).
+    pub fn from_yaml(text: &str) -> Result<Self, super::ConfigError> {
+        serde_yaml_ng::from_str(text).map_err(|e| super::ConfigError::Json(e.to_string()))
+    }
 }

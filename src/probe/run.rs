@@ -27,16 +27,17 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Runs one rank of the probe described by `config_json` and returns its
-/// result (the caller writes it). Errors and panics become `ok: false`.
-pub fn run_probe(result_dir: &Path, config_json: &str) -> RankResult {
+/// Runs one rank of the probe described by `config` (JSON text, or the
+/// error met reading it) and returns its result (the caller writes it).
+/// Errors and panics become `ok: false`.
+pub fn run_probe(result_dir: &Path, config: Result<String, String>) -> RankResult {
     let start = Instant::now();
     let env = match RankEnv::from_env() {
         Ok(e) => e,
         Err(e) => return RankResult::failed(fallback_rank(), 0, format!("rank environment: {e}")),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        probe(result_dir, config_json, &env)
+        probe(result_dir, &config?, &env)
     }));
     let mut r = match outcome {
         Ok(Ok(r)) => r,
