@@ -221,8 +221,9 @@ impl Pipeline {
             let pad = stack.pad_value(name);
             let mut data = Vec::with_capacity(width * rows.len());
             // Rows are read in sample order, which is random for map-style
-            // data: start loading a few rows ahead of the copy.
-            const AHEAD: usize = 4;
+            // data: start loading up to 64 rows (a whole typical batch) ahead
+            // of the copy, so their memory and TLB misses overlap.
+            const AHEAD: usize = 64;
             for &r in rows.iter().take(AHEAD) {
                 col.prefetch_row(r);
             }
