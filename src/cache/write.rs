@@ -283,12 +283,23 @@ fn sync_dir(dir: &Path) -> Result<(), CacheError> {
         .map_err(|e| CacheError::io(dir, e))
 }
 
+/// Moves the finished temporary directory to `dir`. When several writers
+/// race for the same `dir` (e.g. local rank 0 of every node on a shared
+/// filesystem), the last rename wins; a writer that finds `dir` taken by a
+/// complete cache between its own two renames leaves that one in place.
 fn swap_into_place(tmp: &Path, dir: &Path, old: &Path) -> Result<(), CacheError> {
-    let had_old = dir.exists();
-    if had_old {
-        fs::rename(dir, old).map_err(|e| CacheError::io(dir, e))?;
+    let had_old = match fs::rename(dir, old) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(CacheError::io(dir, e)),
+    };
+    if let Err(e) = fs::rename(tmp, dir) {
+        if super::is_cache(dir) {
+            fs::remove_dir_all(tmp).map_err(|e| CacheError::io(tmp, e))?;
+        } else {
+            return Err(CacheError::io(dir, e));
+        }
     }
-    fs::rename(tmp, dir).map_err(|e| CacheError::io(dir, e))?;
     if had_old {
         fs::remove_dir_all(old).map_err(|e| CacheError::io(old, e))?;
     }
@@ -335,6 +346,34 @@ mod tests {
         assert_eq!(t.rows().collect::<Vec<_>>(), whole);
         assert_eq!(t.column("token_ids").unwrap().schema().width, 4);
         crate::cache::verify(&d.path().join("c")).unwrap();
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_cache_all_succeed() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("c");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..5 {
+                        write(&chunk(0..6, false), &dir).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(
+            crate::cache::open(&dir).unwrap().rows().collect::<Vec<_>>(),
+            chunk(0..6, false).rows().collect::<Vec<_>>()
+        );
+        let left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary directories left: {left:?}");
     }
 
     #[test]
