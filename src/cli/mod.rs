@@ -50,7 +50,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run N ranks of a command on this machine (the torchrun analogue).
     Launch(LaunchArgs),
-    /// Download, preprocess and cache a dataset described by a JSON config file.
+    /// Download, preprocess and cache a dataset described by a JSON or YAML config file.
     Prepare(PrepareCliArgs),
     /// Show a cache's rows, schema, token statistics and a few examples.
     Inspect(InspectArgs),
