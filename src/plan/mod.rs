@@ -108,6 +108,25 @@ impl PlanSpec {
     }
 }
 
+impl Drop for RankStream {
+    fn drop(&mut self) {
+        // A large order freed at the end of an epoch would otherwise stay in
+        // glibc's heap (its mmap threshold grows after the first such free),
+        // so a long run's resident memory would ratchet up; hand it back.
+        let big = self.cached_bytes() >= 1 << 20;
+        self.cache.get_mut().expect("order cache lock").clear();
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if big {
+            // SAFETY: malloc_trim only returns free heap memory to the OS.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        let _ = big;
+    }
+}
+
 /// One rank's sample sequence for one epoch (or, when infinite, from one
 /// epoch on). Epoch orders are computed on first use and cached, so a lookup
 /// is O(1) after the first.
@@ -150,6 +169,19 @@ impl RankStream {
         }
         cache.push((epoch, o.clone()));
         o
+    }
+
+    /// Bytes held by the cached explicit orders.
+    fn cached_bytes(&mut self) -> usize {
+        let cache = self.cache.get_mut().expect("order cache lock");
+        cache
+            .iter()
+            .map(|(_, o)| match o.as_ref() {
+                Order::Explicit(v) => v.len() * 4,
+                Order::ExplicitWide(v) => v.len() * 8,
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Appends the samples of steps `from..to` (stopping at the stream's
