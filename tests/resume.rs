@@ -439,3 +439,36 @@ fn a_state_saved_at_an_epoch_end_continues_with_the_next_epoch() {
     dm.set_epoch(1);
     assert_eq!(batch_ids(&l2), batch_ids(&l));
 }
+
+#[test]
+fn a_restored_position_waits_for_its_epoch() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dm = manager(json!({"dataloader_kwargs": {"batch_size": 4}}), None);
+    ready(&mut dm, d.path());
+    let l = dm.get_dataloader("train", false, 0, 1).unwrap();
+    dm.set_epoch(1);
+    let full = batch_ids(&l);
+    let mut it = l.iter();
+    it.next().unwrap().unwrap();
+    drop(it);
+    let s = l.state();
+    assert_eq!((s.epoch, s.consumed), (1, 4));
+    let mut dm2 = manager(json!({"dataloader_kwargs": {"batch_size": 4}}), None);
+    ready(&mut dm2, d.path());
+    let l2 = dm2.get_dataloader("train", false, 0, 1).unwrap();
+    l2.restore(&s).unwrap();
+    // Iterating an earlier epoch first keeps the restored position for epoch 1.
+    dm2.set_epoch(0);
+    assert_eq!(l2.iter().count(), 5);
+    dm2.set_epoch(1);
+    assert_eq!(batch_ids(&l2), full[1..]);
+    // Once a later epoch is iterated, the position is gone.
+    let mut dm3 = manager(json!({"dataloader_kwargs": {"batch_size": 4}}), None);
+    ready(&mut dm3, d.path());
+    let l3 = dm3.get_dataloader("train", false, 0, 1).unwrap();
+    l3.restore(&s).unwrap();
+    dm3.set_epoch(2);
+    assert_eq!(l3.iter().count(), 5);
+    dm3.set_epoch(1);
+    assert_eq!(batch_ids(&l3), full);
+}

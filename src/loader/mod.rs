@@ -264,20 +264,23 @@ impl DataLoader {
     }
 
     /// Iterates the current epoch (from the restored position, if one was
-    /// restored for this epoch).
+    /// restored for this epoch). A restored position stays pending while an
+    /// earlier epoch is iterated and is dropped once a later one is. The
+    /// loader's [`state`](Self::state) follows the most recent `iter()`.
     pub fn iter(&self) -> BatchIter {
         let epoch = self.epoch();
         let start = {
             let mut p = self.progress.lock().expect("progress lock");
-            let start = match p.resume.take() {
-                Some((e, consumed)) if e == epoch => consumed,
-                _ => 0,
+            let (start, pending) = match p.resume {
+                Some((e, consumed)) if e == epoch => (consumed, None),
+                Some((e, consumed)) if e > epoch => (0, Some((e, consumed))),
+                _ => (0, None),
             };
             *p = Progress {
                 epoch,
                 start,
                 steps: 0,
-                resume: None,
+                resume: pending,
             };
             start
         };
