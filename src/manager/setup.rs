@@ -109,17 +109,23 @@ impl DatasetManager {
                     ))
                     .into());
                 }
-                let index = PackIndex::build(
-                    spec,
-                    shards.iter().map(|r| {
-                        (
-                            r.start,
-                            r.clone()
-                                .map(|p| col.map_or(0, |c| c.list_len(rows.row(p))))
-                                .collect(),
-                        )
-                    }),
-                );
+                let index = match (col.and_then(|c| c.offsets()), &rows) {
+                    // Unfiltered rows: the token column's own offsets are the index.
+                    (Some(offsets), RowSet::All(_)) => {
+                        PackIndex::build_contiguous(spec, offsets, shards)
+                    }
+                    _ => PackIndex::build(
+                        spec,
+                        shards.iter().map(|r| {
+                            (
+                                r.start,
+                                r.clone()
+                                    .map(|p| col.map_or(0, |c| c.list_len(rows.row(p))))
+                                    .collect(),
+                            )
+                        }),
+                    ),
+                };
                 let sizes = index.shard_blocks();
                 (Layout::Packed { index, column }, Some(Arc::new(sizes)))
             }

@@ -1,3 +1,4 @@
+use crate::data::Bytes;
 use crate::registry::PackSpec;
 use std::ops::Range;
 
@@ -20,6 +21,24 @@ pub enum Piece {
 enum Starts {
     Narrow(Vec<u32>),
     Wide(Vec<u64>),
+    /// Read from the token column's own row offsets (rows `first..first+rows`
+    /// of the table, no filter): row i starts at
+    /// `offsets[first+i] - offsets[first] + markers * i`. Costs no memory.
+    Derived {
+        offsets: Bytes,
+        first: usize,
+        rows: usize,
+        markers: u64,
+        /// Every `COARSE`-th start, so a lookup reads a few offsets, not log2(rows).
+        coarse: Vec<u64>,
+    },
+}
+
+/// Rows per entry of a derived index's coarse level (8 bytes per 64 rows).
+const COARSE: usize = 64;
+
+fn offset_at(offsets: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(offsets[8 * i..8 * i + 8].try_into().expect("8 bytes"))
 }
 
 impl Starts {
@@ -46,6 +65,7 @@ impl Starts {
         match self {
             Starts::Narrow(v) => v.len(),
             Starts::Wide(v) => v.len(),
+            Starts::Derived { rows, .. } => rows + 1,
         }
     }
 
@@ -53,6 +73,12 @@ impl Starts {
         match self {
             Starts::Narrow(v) => v[i] as u64,
             Starts::Wide(v) => v[i],
+            Starts::Derived {
+                offsets,
+                first,
+                markers,
+                ..
+            } => offset_at(offsets, first + i) - offset_at(offsets, *first) + markers * i as u64,
         }
     }
 
@@ -65,6 +91,24 @@ impl Starts {
         match self {
             Starts::Narrow(v) => v.partition_point(|&y| (y as u64) <= x),
             Starts::Wide(v) => v.partition_point(|&y| y <= x),
+            Starts::Derived { coarse, .. } => {
+                // Entries are non-decreasing: find the coarse window, then
+                // binary search inside it.
+                let k = coarse.partition_point(|&y| y <= x);
+                let (mut lo, mut hi) = (k.saturating_sub(1) * COARSE, (k * COARSE).min(self.len()));
+                if k == 0 {
+                    return 0;
+                }
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if self.get(mid) <= x {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            }
         }
     }
 }
@@ -96,11 +140,46 @@ impl PackIndex {
     /// Builds the index. `shards` gives, per shard, the row-set position of
     /// its first row and its rows' token lengths in order.
     pub fn build(spec: PackSpec, shards: impl IntoIterator<Item = (usize, Vec<usize>)>) -> Self {
+        let span = |len: usize| spec.row_span(len) as u64;
+        let starts: Vec<(usize, Starts)> = shards
+            .into_iter()
+            .map(|(first, lengths)| (first, Starts::from_spans(lengths.iter().map(|&l| span(l)))))
+            .collect();
+        Self::from_starts(spec, starts)
+    }
+
+    /// Builds the index of unfiltered rows straight from the token column's
+    /// row `offsets` (rows + 1 little-endian u64, as in the cache): `shards`
+    /// are contiguous row ranges. Keeps no per-row array.
+    pub fn build_contiguous(spec: PackSpec, offsets: &Bytes, shards: &[Range<usize>]) -> Self {
+        let markers = spec.row_span(0) as u64;
+        Self::from_starts(
+            spec,
+            shards.iter().map(|r| {
+                let mut starts = Starts::Derived {
+                    offsets: offsets.clone(),
+                    first: r.start,
+                    rows: r.len(),
+                    markers,
+                    coarse: Vec::new(),
+                };
+                let c: Vec<u64> = (0..starts.len())
+                    .step_by(COARSE)
+                    .map(|i| starts.get(i))
+                    .collect();
+                if let Starts::Derived { coarse, .. } = &mut starts {
+                    *coarse = c;
+                }
+                (r.start, starts)
+            }),
+        )
+    }
+
+    fn from_starts(spec: PackSpec, shards: impl IntoIterator<Item = (usize, Starts)>) -> Self {
         let b = spec.block_size as u64;
         let mut out = Vec::new();
         let mut block_starts = vec![0u64];
-        for (first, lengths) in shards {
-            let cum = Starts::from_spans(lengths.iter().map(|&len| spec.row_span(len) as u64));
+        for (first, cum) in shards {
             let acc = cum.last();
             let blocks = if spec.drop_last {
                 acc / b
@@ -230,6 +309,48 @@ mod tests {
                 Piece::Tokens(1, 0..1)
             ]
         );
+    }
+
+    #[test]
+    fn index_from_offsets_equals_index_from_lengths() {
+        // 300 rows: shards of 130 and 170 rows cross several coarse windows.
+        let mut rng = crate::plan::Rng::new(&[9]);
+        let lens: Vec<usize> = (0..300)
+            .map(|i| {
+                if i % 17 == 0 {
+                    0
+                } else {
+                    rng.below(13) as usize
+                }
+            })
+            .collect();
+        let mut offsets = vec![0u64];
+        for &l in &lens {
+            offsets.push(offsets.last().unwrap() + l as u64);
+        }
+        let bytes = Bytes::owned(offsets.iter().flat_map(|o| o.to_le_bytes()).collect());
+        for shards in [
+            vec![0..4, 4..9],
+            vec![0..130, 130..300],
+            vec![0..64, 64..128, 128..129, 129..300],
+        ] {
+            for (block, bos, drop_last) in [
+                (4, true, false),
+                (5, false, true),
+                (16, true, true),
+                (1, false, false),
+            ] {
+                let a = PackIndex::build(
+                    spec(block, bos, drop_last),
+                    shards.iter().map(|r| (r.start, lens[r.clone()].to_vec())),
+                );
+                let b = PackIndex::build_contiguous(spec(block, bos, drop_last), &bytes, &shards);
+                assert_eq!(a.shard_blocks(), b.shard_blocks());
+                for blk in 0..a.num_blocks() {
+                    assert_eq!(a.pieces(blk), b.pieces(blk), "block {blk} of {shards:?}");
+                }
+            }
+        }
     }
 
     #[test]
