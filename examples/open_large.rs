@@ -14,14 +14,7 @@ use xlm::data::{Example, TableBuilder, Value};
 use xlm::manager::{DatasetManager, DatasetManagerConfig, SetupArgs, Stage};
 
 fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+    xlm::bench::status_mb("VmHWM:")
 }
 
 fn main() -> anyhow::Result<()> {

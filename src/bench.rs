@@ -123,7 +123,8 @@ pub struct BenchReport {
     pub loader: LoaderReport,
 }
 
-fn status_mb(key: &str) -> f64 {
+/// A `/proc/self/status` memory field (e.g. `VmHWM:`) in MB; NaN where unavailable.
+pub fn status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()

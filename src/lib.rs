@@ -27,6 +27,7 @@ pub mod data;
 pub mod demo;
 pub mod dist;
 pub mod error;
+pub mod hash;
 pub mod inspect;
 pub mod launch;
 pub mod loader;

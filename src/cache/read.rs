@@ -1,5 +1,5 @@
 use super::{CacheError, Manifest, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE};
-use crate::data::{Bytes, Column, ColumnKind, Table};
+use crate::data::{last_u64, read_u64, Bytes, Column, ColumnKind, Table};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -97,8 +97,7 @@ pub fn open(dir: &Path) -> Result<Table, CacheError> {
                     )));
                 }
                 let off = map(dir, f, n)?;
-                let last = u64::from_le_bytes(off[off.len() - 8..].try_into().expect("8 bytes"));
-                let first = u64::from_le_bytes(off[..8].try_into().expect("8 bytes"));
+                let (first, last) = (read_u64(&off, 0), last_u64(&off));
                 if first != 0 || last * c.schema.width as u64 != data.len() as u64 {
                     return Err(corrupt(format!(
                         "offsets span {first}..{last} but the data holds {} bytes",
@@ -139,7 +138,7 @@ pub fn verify(dir: &Path) -> Result<Manifest, CacheError> {
             }
             let mut prev = 0u64;
             for c in off.chunks_exact(8) {
-                let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                let v = read_u64(c, 0);
                 if v < prev {
                     return Err(bad("offsets decrease".into()));
                 }

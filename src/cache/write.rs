@@ -1,5 +1,5 @@
 use super::{CacheError, ColumnEntry, Manifest, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE};
-use crate::data::{ColumnKind, ColumnSchema, Table};
+use crate::data::{last_u64, read_u64, widen_u16_to_u32, ColumnKind, ColumnSchema, Table};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -75,10 +75,7 @@ impl Sink {
                 if n == 0 {
                     break;
                 }
-                let out: Vec<u8> = buf[..n]
-                    .chunks_exact(2)
-                    .flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes())
-                    .collect();
+                let out = widen_u16_to_u32(&buf[..n]);
                 w.put(&out)?;
             }
             w.out.flush().map_err(|e| CacheError::io(&wide, e))?;
@@ -203,11 +200,7 @@ impl CacheWriter {
                 sink.schema.width = w_in;
             }
             if sink.schema.kind == ColumnKind::Tokens && w_in < sink.schema.width {
-                let wide: Vec<u8> = col
-                    .data()
-                    .chunks_exact(2)
-                    .flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes())
-                    .collect();
+                let wide = widen_u16_to_u32(col.data());
                 sink.data.put(&wide)?;
             } else {
                 sink.data.put(col.data())?;
@@ -216,13 +209,10 @@ impl CacheWriter {
                 let base = sink.elements;
                 let rebased: Vec<u8> = off[8..]
                     .chunks_exact(8)
-                    .flat_map(|c| {
-                        (u64::from_le_bytes(c.try_into().expect("8 bytes")) + base).to_le_bytes()
-                    })
+                    .flat_map(|c| (read_u64(c, 0) + base).to_le_bytes())
                     .collect();
                 out.put(&rebased)?;
-                sink.elements =
-                    base + u64::from_le_bytes(off[off.len() - 8..].try_into().expect("8 bytes"));
+                sink.elements = base + last_u64(off);
             }
         }
         self.rows += chunk.len() as u64;

@@ -11,7 +11,10 @@ mod table;
 
 pub use bytes::Bytes;
 pub use example::{Example, Value};
-pub use table::{Column, ColumnKind, ColumnSchema, Table, TableBuilder, TokenSlice};
+pub use table::{
+    last_u64, read_u64, widen_u16_to_u32, Column, ColumnKind, ColumnSchema, Table, TableBuilder,
+    TokenSlice,
+};
 
 use thiserror::Error;
 

@@ -111,10 +111,22 @@ impl<'a> TokenSlice<'a> {
     }
 }
 
-fn read_u64(buf: &[u8], i: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&buf[8 * i..8 * i + 8]);
-    u64::from_le_bytes(a)
+/// The `i`-th little-endian u64 of `buf` (row offsets are stored this way).
+pub fn read_u64(buf: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().expect("8 bytes"))
+}
+
+/// The last little-endian u64 of a non-empty offsets buffer: its total.
+pub fn last_u64(buf: &[u8]) -> u64 {
+    read_u64(buf, buf.len() / 8 - 1)
+}
+
+/// Little-endian u16 ids rewritten as little-endian u32 ids.
+pub fn widen_u16_to_u32(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .chunks_exact(2)
+        .flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes())
+        .collect()
 }
 
 impl Column {
@@ -312,7 +324,7 @@ impl Table {
     pub fn list_elements(&self, name: &str) -> u64 {
         self.column(name)
             .and_then(|c| c.offsets())
-            .map(|o| u64::from_le_bytes(o[o.len() - 8..].try_into().expect("8 bytes")))
+            .map(|o| last_u64(o))
             .unwrap_or(0)
     }
 

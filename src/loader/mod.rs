@@ -13,9 +13,10 @@ mod batch;
 mod iter;
 mod state;
 
+pub use crate::hash::fingerprint;
 pub use batch::{Array2, Batch};
 pub use iter::BatchIter;
-pub use state::{fingerprint, LoaderState, ResumeError, STATE_FORMAT, STATE_VERSION};
+pub use state::{LoaderState, ResumeError, STATE_FORMAT, STATE_VERSION};
 
 use crate::data::Example;
 use crate::plan::PlanSpec;
@@ -52,17 +53,27 @@ pub trait SampleReader: Send + Sync {
     /// reads each example and collates them; readers override it to write
     /// straight into the batch buffers (`samples` is filled in by the loader).
     fn read_batch(&self, samples: &[u64], collate: &dyn Collate) -> crate::Result<Batch> {
-        let examples = samples
-            .iter()
-            .map(|&s| self.read(s))
-            .collect::<crate::Result<Vec<_>>>()?;
-        Ok(collate.collate(&examples)?)
+        collate_examples(self, samples, collate)
     }
 
     /// Lets go of memory the reader can get back on demand (mapped pages).
     /// The loader calls it every few tens of MB read, so a rank's resident
     /// memory does not grow with the dataset.
     fn release_memory(&self) {}
+}
+
+/// Reads each of `samples` as an example and collates them: the general
+/// path of [`SampleReader::read_batch`].
+pub fn collate_examples<R: SampleReader + ?Sized>(
+    reader: &R,
+    samples: &[u64],
+    collate: &dyn Collate,
+) -> crate::Result<Batch> {
+    let examples = samples
+        .iter()
+        .map(|&s| reader.read(s))
+        .collect::<crate::Result<Vec<_>>>()?;
+    Ok(collate.collate(&examples)?)
 }
 
 /// Batch size, drop_last, worker threads and prefetch depth.

@@ -96,13 +96,3 @@ impl LoaderState {
         serde_json::to_string_pretty(self).expect("state serialises")
     }
 }
-
-/// FNV-1a 64-bit hash as 16 hex digits: a stable fingerprint of bytes.
-pub fn fingerprint(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}

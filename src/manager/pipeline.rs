@@ -2,7 +2,7 @@
 //! they are sharded and packed, and how sample `i` is read.
 
 use crate::data::{Column, ColumnKind, Example, Table, Value};
-use crate::loader::{Array2, Batch, SampleReader};
+use crate::loader::{collate_examples, Array2, Batch, SampleReader};
 use crate::plan::{PackIndex, Piece};
 use crate::registry::{Collate, Ctx, Kwargs, MapFn, PadMode, ProcessError, StackCollator};
 use std::ops::Range;
@@ -349,13 +349,7 @@ impl SampleReader for Pipeline {
             (Some(stack), Layout::Packed { index, column }) => {
                 self.stack_packed(index, self.table.column(column), samples, stack)
             }
-            _ => {
-                let examples = samples
-                    .iter()
-                    .map(|&s| self.read(s))
-                    .collect::<crate::Result<Vec<_>>>()?;
-                Ok(collate.collate(&examples)?)
-            }
+            _ => collate_examples(self, samples, collate),
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::data::{Table, TableBuilder};
 use crate::plan::Rng;
 use crate::progress::Progress;
 use crate::registry::{Ctx, FilterFn, Kwargs, MapFn, ProcessError};
+use crate::source::chunk_table;
 use crate::Result;
 use rayon::prelude::*;
 
@@ -120,13 +121,7 @@ impl DatasetManager {
             Ok(())
         };
         if c.train_test_split.is_some() {
-            let t = self.download()?;
-            let mut start = 0;
-            while start < t.len() {
-                let end = (start + CHUNK_ROWS).min(t.len());
-                on_chunk(t.slice(start..end))?;
-                start = end;
-            }
+            chunk_table(&self.download()?, CHUNK_ROWS, &mut on_chunk)?;
         } else {
             self.source
                 .load_chunks(&self.full_name, CHUNK_ROWS, &mut on_chunk)?;

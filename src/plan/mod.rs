@@ -209,17 +209,8 @@ impl RankStream {
 
     /// The sample at step `j` of this rank's stream, or `None` past its end.
     pub fn get(&self, j: u64) -> Option<u64> {
-        let s = self.spec.num_samples;
-        if s == 0 {
-            return None;
-        }
-        let g = self.spec.start + self.spec.rank + j * self.spec.world_size;
-        if self.spec.infinite {
-            return Some(self.order(self.epoch + g / s).get(g % s));
-        }
-        if j >= self.spec.rank_len()? {
-            return None;
-        }
-        Some(self.order(self.epoch).get(g % s))
+        let mut one = Vec::with_capacity(1);
+        self.fill(j, j + 1, &mut one);
+        one.pop()
     }
 }

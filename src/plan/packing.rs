@@ -1,4 +1,4 @@
-use crate::data::Bytes;
+use crate::data::{read_u64 as offset_at, Bytes};
 use crate::registry::PackSpec;
 use std::ops::Range;
 
@@ -36,10 +36,6 @@ enum Starts {
 
 /// Rows per entry of a derived index's coarse level (8 bytes per 64 rows).
 const COARSE: usize = 64;
-
-fn offset_at(offsets: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(offsets[8 * i..8 * i + 8].try_into().expect("8 bytes"))
-}
 
 impl Starts {
     fn from_spans(spans: impl ExactSizeIterator<Item = u64> + Clone) -> Self {

@@ -55,6 +55,21 @@ pub enum SourceError {
 /// Receives the chunks of a streamed source, in order.
 pub type ChunkSink<'a> = dyn FnMut(Table) -> crate::Result<()> + 'a;
 
+/// Hands `table` to `sink` as tables of at most `chunk_rows` rows, in order.
+pub fn chunk_table(
+    table: &Table,
+    chunk_rows: usize,
+    sink: &mut ChunkSink<'_>,
+) -> crate::Result<()> {
+    let mut start = 0;
+    while start < table.len() {
+        let end = (start + chunk_rows).min(table.len());
+        sink(table.slice(start..end))?;
+        start = end;
+    }
+    Ok(())
+}
+
 /// A place raw rows come from.
 pub trait Source: Send + Sync {
     /// Loads every row of `name` (a parsed `full_name`; `split` picks the split).
@@ -69,14 +84,7 @@ pub trait Source: Send + Sync {
         chunk_rows: usize,
         sink: &mut ChunkSink<'_>,
     ) -> crate::Result<()> {
-        let t = self.load(name)?;
-        let mut start = 0;
-        while start < t.len() {
-            let end = (start + chunk_rows).min(t.len());
-            sink(t.slice(start..end))?;
-            start = end;
-        }
-        Ok(())
+        chunk_table(&self.load(name)?, chunk_rows, sink)
     }
 
     /// A short description for logs (`memory registry`, `local csv files`).

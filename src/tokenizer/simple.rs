@@ -1,30 +1,7 @@
 use super::{Specials, Tokenizer, TokenizerError};
+use crate::hash::Fnv;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// FNV-1a: vocabulary lookups hash short words, where SipHash's DoS
-/// resistance buys nothing (the vocabulary is fixed) and costs most of the
-/// tokenizer's time.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+use std::hash::BuildHasherDefault;
 
 type WordIds = HashMap<String, u32, BuildHasherDefault<Fnv>>;
 
