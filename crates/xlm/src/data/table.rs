@@ -1,0 +1,575 @@
+use super::{Bytes, DataError, Example, Value};
+use serde::{Deserialize, Serialize};
+
+/// The kind of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    /// One little-endian i64 per row.
+    Int64,
+    /// A variable-length list of unsigned token ids per row, stored as u16 or
+    /// u32 (whichever holds the column's largest id), with u64 row offsets.
+    Tokens,
+    /// A UTF-8 string per row, with u64 byte offsets.
+    Text,
+}
+
+/// A column's name, kind and storage width.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSchema {
+    /// Column name.
+    pub name: String,
+    /// Column kind.
+    pub kind: ColumnKind,
+    /// Bytes per stored element: 8 for int64, 2 or 4 for tokens, 1 for text.
+    pub width: u8,
+}
+
+/// One column: its schema, its data buffer and (for lists and strings) its
+/// row offsets.
+#[derive(Debug, Clone)]
+pub struct Column {
+    schema: ColumnSchema,
+    data: Bytes,
+    offsets: Option<Bytes>,
+}
+
+/// Token ids of one row, read in place from the column's buffer.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenSlice<'a> {
+    /// Ids stored as little-endian u16.
+    U16(&'a [u8]),
+    /// Ids stored as little-endian u32.
+    U32(&'a [u8]),
+}
+
+impl<'a> TokenSlice<'a> {
+    /// All ids of a token column's data buffer of element `width` (2 or 4).
+    pub fn from_column_data(data: &'a [u8], width: u8) -> Self {
+        if width == 2 {
+            TokenSlice::U16(data)
+        } else {
+            TokenSlice::U32(data)
+        }
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        match self {
+            TokenSlice::U16(b) => b.len() / 2,
+            TokenSlice::U32(b) => b.len() / 4,
+        }
+    }
+
+    /// True when there are no ids.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The id at position `i`.
+    pub fn get(&self, i: usize) -> u32 {
+        match self {
+            TokenSlice::U16(b) => u16::from_le_bytes([b[2 * i], b[2 * i + 1]]) as u32,
+            TokenSlice::U32(b) => {
+                u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+            }
+        }
+    }
+
+    /// Appends the ids, widened to i64, to `out` (the collation hot path).
+    pub fn extend_into(&self, out: &mut Vec<i64>) {
+        match self {
+            TokenSlice::U16(b) => out.extend(
+                b.chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]) as i64),
+            ),
+            TokenSlice::U32(b) => out.extend(
+                b.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64),
+            ),
+        }
+    }
+
+    /// Appends ids `range` (widened to i64) to `out`.
+    pub fn extend_range_into(&self, range: std::ops::Range<usize>, out: &mut Vec<i64>) {
+        match self {
+            TokenSlice::U16(b) => {
+                TokenSlice::U16(&b[range.start * 2..range.end * 2]).extend_into(out)
+            }
+            TokenSlice::U32(b) => {
+                TokenSlice::U32(&b[range.start * 4..range.end * 4]).extend_into(out)
+            }
+        }
+    }
+
+    /// The ids as a new vector.
+    pub fn to_vec(&self) -> Vec<i64> {
+        let mut v = Vec::with_capacity(self.len());
+        self.extend_into(&mut v);
+        v
+    }
+}
+
+/// The `i`-th little-endian u64 of `buf` (row offsets are stored this way).
+pub fn read_u64(buf: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().expect("8 bytes"))
+}
+
+/// The last little-endian u64 of a non-empty offsets buffer: its total.
+pub fn last_u64(buf: &[u8]) -> u64 {
+    read_u64(buf, buf.len() / 8 - 1)
+}
+
+/// Little-endian u16 ids rewritten as little-endian u32 ids.
+pub fn widen_u16_to_u32(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .chunks_exact(2)
+        .flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes())
+        .collect()
+}
+
+impl Column {
+    /// Assembles a column from its parts; the cache reader checks sizes
+    /// before calling this.
+    pub fn from_parts(schema: ColumnSchema, data: Bytes, offsets: Option<Bytes>) -> Self {
+        Self {
+            schema,
+            data,
+            offsets,
+        }
+    }
+
+    /// Schema of the column.
+    pub fn schema(&self) -> &ColumnSchema {
+        &self.schema
+    }
+
+    /// Raw data bytes.
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// Raw offset bytes (lists and strings).
+    pub fn offsets(&self) -> Option<&Bytes> {
+        self.offsets.as_ref()
+    }
+
+    fn range(&self, row: usize) -> (usize, usize) {
+        let off = self
+            .offsets
+            .as_ref()
+            .expect("list or text column has offsets");
+        (read_u64(off, row) as usize, read_u64(off, row + 1) as usize)
+    }
+
+    /// Integer of `row` (int64 column).
+    pub fn int(&self, row: usize) -> i64 {
+        i64::from_le_bytes(self.data[8 * row..8 * row + 8].try_into().expect("8 bytes"))
+    }
+
+    /// Number of elements of `row` (token column) or bytes (text column).
+    pub fn list_len(&self, row: usize) -> usize {
+        let (a, b) = self.range(row);
+        b - a
+    }
+
+    /// Token ids of `row` (token column), read in place.
+    pub fn tokens(&self, row: usize) -> TokenSlice<'_> {
+        let (a, b) = self.range(row);
+        let w = self.schema.width as usize;
+        let bytes = &self.data[a * w..b * w];
+        if w == 2 {
+            TokenSlice::U16(bytes)
+        } else {
+            TokenSlice::U32(bytes)
+        }
+    }
+
+    /// Hints the CPU to start loading row `row`'s bytes (up to 1 KiB), so a
+    /// copy of it a few rows later does not wait on memory. No effect on
+    /// architectures without a prefetch instruction.
+    #[inline]
+    pub fn prefetch_row(&self, row: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (a, b) = self.range(row);
+            let w = self.schema.width as usize;
+            let bytes = &self.data[a * w..b * w];
+            for line in (0..bytes.len().min(1024)).step_by(64) {
+                // SAFETY: prefetch only hints the cache; the address is in bounds.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        bytes.as_ptr().add(line) as *const i8,
+                    );
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = row;
+    }
+
+    /// String of `row` (text column).
+    pub fn text(&self, row: usize) -> &str {
+        let (a, b) = self.range(row);
+        // Text columns are only ever built from `&str`s or checked when a cache is opened.
+        std::str::from_utf8(&self.data[a..b]).unwrap_or("\u{fffd}")
+    }
+
+    /// `row` as a [`Value`].
+    pub fn value(&self, row: usize) -> Value {
+        match self.schema.kind {
+            ColumnKind::Int64 => Value::Int(self.int(row)),
+            ColumnKind::Tokens => Value::List(self.tokens(row).to_vec()),
+            ColumnKind::Text => Value::Text(self.text(row).to_string()),
+        }
+    }
+}
+
+/// A dataset: named columns of equal length.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    len: usize,
+    columns: Vec<Column>,
+    fingerprint: Option<String>,
+}
+
+impl Table {
+    /// Assembles a table; `columns` must all have `len` rows.
+    pub fn from_columns(len: usize, columns: Vec<Column>) -> Self {
+        Self {
+            len,
+            columns,
+            fingerprint: None,
+        }
+    }
+
+    /// Records a fingerprint computed elsewhere (the cache reader derives it
+    /// from the manifest's checksums, in O(columns)).
+    pub fn with_fingerprint(mut self, fingerprint: String) -> Self {
+        self.fingerprint = Some(fingerprint);
+        self
+    }
+
+    /// A fingerprint of the table's contents: the recorded one, else a hash
+    /// of the schema and every byte (O(size)).
+    pub fn fingerprint(&self) -> String {
+        if let Some(f) = &self.fingerprint {
+            return f.clone();
+        }
+        let mut bytes = format!("{}:{:?}", self.len, self.schema()).into_bytes();
+        for c in &self.columns {
+            bytes.extend_from_slice(&crc32fast::hash(c.data()).to_le_bytes());
+            if let Some(o) = c.offsets() {
+                bytes.extend_from_slice(&crc32fast::hash(o).to_le_bytes());
+            }
+        }
+        crate::hash::fingerprint(&bytes)
+    }
+
+    /// Builds a table from examples; the schema comes from the first one.
+    pub fn from_examples(examples: impl IntoIterator<Item = Example>) -> Result<Self, DataError> {
+        let mut builder = TableBuilder::new();
+        for e in examples {
+            builder.push(&e)?;
+        }
+        Ok(builder.finish())
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The columns in order.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Column schemas in order.
+    pub fn schema(&self) -> Vec<ColumnSchema> {
+        self.columns.iter().map(|c| c.schema.clone()).collect()
+    }
+
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.schema.name == name)
+    }
+
+    /// Row `i` as an example (allocates; the loader's hot path reads columns directly).
+    pub fn row(&self, i: usize) -> Example {
+        let mut e = Example::new();
+        for c in &self.columns {
+            e.set(&c.schema.name, c.value(i));
+        }
+        e
+    }
+
+    /// Releases the resident pages of memory-mapped columns (see [`Bytes::release_pages`]).
+    pub fn release_pages(&self) {
+        for c in &self.columns {
+            c.data.release_pages();
+            if let Some(o) = &c.offsets {
+                o.release_pages();
+            }
+        }
+    }
+
+    /// Total elements of list column `name` over all rows (0 if absent); O(1).
+    pub fn list_elements(&self, name: &str) -> u64 {
+        self.column(name)
+            .and_then(|c| c.offsets())
+            .map(|o| last_u64(o))
+            .unwrap_or(0)
+    }
+
+    /// Rows `range` as a new table (copies them).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Table {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| {
+                let w = c.schema.width as usize;
+                match &c.offsets {
+                    None => Column::from_parts(
+                        c.schema.clone(),
+                        Bytes::owned(c.data[range.start * w..range.end * w].to_vec()),
+                        None,
+                    ),
+                    Some(off) => {
+                        let first = read_u64(off, range.start);
+                        let last = read_u64(off, range.end);
+                        let offsets: Vec<u8> = (range.start..=range.end)
+                            .flat_map(|i| (read_u64(off, i) - first).to_le_bytes())
+                            .collect();
+                        let data = c.data[first as usize * w..last as usize * w].to_vec();
+                        Column::from_parts(
+                            c.schema.clone(),
+                            Bytes::owned(data),
+                            Some(Bytes::owned(offsets)),
+                        )
+                    }
+                }
+            })
+            .collect();
+        Table::from_columns(range.len(), columns)
+    }
+
+    /// Every row as an example, in order.
+    pub fn rows(&self) -> impl Iterator<Item = Example> + '_ {
+        (0..self.len).map(|i| self.row(i))
+    }
+}
+
+enum Acc {
+    Int(Vec<i64>),
+    Tokens { values: Vec<u32>, offsets: Vec<u64> },
+    Text { bytes: Vec<u8>, offsets: Vec<u64> },
+}
+
+/// Builds a [`Table`] row by row; the first row fixes the schema.
+#[derive(Default)]
+pub struct TableBuilder {
+    names: Vec<String>,
+    accs: Vec<Acc>,
+    len: usize,
+}
+
+impl TableBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of rows pushed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no rows were pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends one row; it must have exactly the first row's columns and kinds.
+    pub fn push(&mut self, e: &Example) -> Result<(), DataError> {
+        if self.len == 0 && self.names.is_empty() {
+            for (name, v) in e.fields() {
+                self.names.push(name.to_string());
+                self.accs.push(match v {
+                    Value::Int(_) => Acc::Int(Vec::new()),
+                    Value::List(_) => Acc::Tokens {
+                        values: Vec::new(),
+                        offsets: vec![0],
+                    },
+                    Value::Text(_) => Acc::Text {
+                        bytes: Vec::new(),
+                        offsets: vec![0],
+                    },
+                });
+            }
+        }
+        if e.len() != self.names.len() || e.names().any(|n| !self.names.iter().any(|m| m == n)) {
+            return Err(DataError::Columns {
+                row: self.len,
+                found: e.names().collect::<Vec<_>>().join(", "),
+                expected: self.names.join(", "),
+            });
+        }
+        for (name, acc) in self.names.iter().zip(self.accs.iter_mut()) {
+            let v = e.get(name).expect("checked above");
+            match (acc, v) {
+                (Acc::Int(vals), Value::Int(x)) => vals.push(*x),
+                (Acc::Tokens { values, offsets }, Value::List(xs)) => {
+                    for &x in xs {
+                        let t = u32::try_from(x).map_err(|_| DataError::TokenRange {
+                            column: name.clone(),
+                            value: x,
+                        })?;
+                        values.push(t);
+                    }
+                    offsets.push(values.len() as u64);
+                }
+                (Acc::Text { bytes, offsets }, Value::Text(s)) => {
+                    bytes.extend_from_slice(s.as_bytes());
+                    offsets.push(bytes.len() as u64);
+                }
+                (acc, v) => {
+                    return Err(DataError::Kind {
+                        column: name.clone(),
+                        expected: match acc {
+                            Acc::Int(_) => "int64",
+                            Acc::Tokens { .. } => "token list",
+                            Acc::Text { .. } => "string",
+                        },
+                        found: v.kind_name(),
+                    })
+                }
+            }
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Finishes the table, storing token columns as u16 when every id fits.
+    pub fn finish(self) -> Table {
+        let columns = self
+            .names
+            .into_iter()
+            .zip(self.accs)
+            .map(|(name, acc)| match acc {
+                Acc::Int(vals) => Column::from_parts(
+                    ColumnSchema {
+                        name,
+                        kind: ColumnKind::Int64,
+                        width: 8,
+                    },
+                    Bytes::owned(vals.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                    None,
+                ),
+                Acc::Tokens { values, offsets } => {
+                    let narrow = values.iter().all(|&v| v <= u16::MAX as u32);
+                    let data: Vec<u8> = if narrow {
+                        values
+                            .iter()
+                            .flat_map(|&v| (v as u16).to_le_bytes())
+                            .collect()
+                    } else {
+                        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+                    };
+                    Column::from_parts(
+                        ColumnSchema {
+                            name,
+                            kind: ColumnKind::Tokens,
+                            width: if narrow { 2 } else { 4 },
+                        },
+                        Bytes::owned(data),
+                        Some(offsets_bytes(&offsets)),
+                    )
+                }
+                Acc::Text { bytes, offsets } => Column::from_parts(
+                    ColumnSchema {
+                        name,
+                        kind: ColumnKind::Text,
+                        width: 1,
+                    },
+                    Bytes::owned(bytes),
+                    Some(offsets_bytes(&offsets)),
+                ),
+            })
+            .collect();
+        Table::from_columns(self.len, columns)
+    }
+}
+
+fn offsets_bytes(offsets: &[u64]) -> Bytes {
+    Bytes::owned(offsets.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_rows_and_narrows_tokens() {
+        let rows = vec![
+            Example::new()
+                .with("id", Value::Int(-3))
+                .with("token_ids", Value::List(vec![7, 8, 9]))
+                .with("text", Value::Text("héllo".into())),
+            Example::new()
+                .with("id", Value::Int(4))
+                .with("token_ids", Value::List(vec![]))
+                .with("text", Value::Text(String::new())),
+        ];
+        let t = Table::from_examples(rows.clone()).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.column("token_ids").unwrap().schema().width, 2);
+        assert_eq!(t.rows().collect::<Vec<_>>(), rows);
+    }
+
+    #[test]
+    fn slices_copy_rows_exactly() {
+        let rows: Vec<Example> = (0..7)
+            .map(|i| {
+                Example::new()
+                    .with("id", Value::Int(i))
+                    .with("t", Value::List((0..i).collect()))
+                    .with("s", Value::Text("x".repeat(i as usize)))
+            })
+            .collect();
+        let t = Table::from_examples(rows.clone()).unwrap();
+        for (a, b) in [(0, 7), (2, 5), (3, 3), (6, 7)] {
+            assert_eq!(t.slice(a..b).rows().collect::<Vec<_>>(), rows[a..b]);
+        }
+    }
+
+    #[test]
+    fn wide_ids_use_u32() {
+        let t = Table::from_examples(vec![
+            Example::new().with("token_ids", Value::List(vec![70_000, 1]))
+        ])
+        .unwrap();
+        let c = t.column("token_ids").unwrap();
+        assert_eq!(c.schema().width, 4);
+        assert_eq!(c.tokens(0).to_vec(), vec![70_000, 1]);
+    }
+
+    #[test]
+    fn rejects_mismatched_rows_and_negative_ids() {
+        let mut b = TableBuilder::new();
+        b.push(&Example::new().with("id", Value::Int(1))).unwrap();
+        let err = b
+            .push(&Example::new().with("idx", Value::Int(1)))
+            .unwrap_err();
+        assert!(err.to_string().contains("row 1"), "{err}");
+        let err = Table::from_examples(vec![Example::new().with("t", Value::List(vec![-1]))])
+            .unwrap_err();
+        assert!(err.to_string().contains("`t`"), "{err}");
+    }
+}

@@ -1,0 +1,154 @@
+//! get_dataloader: choose the plan for a loader type and rank.
+
+use super::{DatasetManager, LifecycleError};
+use crate::hash::fingerprint;
+use crate::loader::{DataLoader, Fingerprints, LoaderOptions};
+use crate::plan::{OrderKind, PlanSpec};
+use crate::registry::Ctx;
+use crate::Result;
+
+/// The four loader types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoaderType {
+    /// Training: shuffled (unless debug-overfit), stateful.
+    Train,
+    /// Validation: never shuffled.
+    Val,
+    /// Test: never shuffled.
+    Test,
+    /// Prediction: never shuffled.
+    Predict,
+}
+
+impl std::str::FromStr for LoaderType {
+    type Err = LifecycleError;
+    fn from_str(s: &str) -> Result<Self, LifecycleError> {
+        match s {
+            "train" => Ok(Self::Train),
+            "val" => Ok(Self::Val),
+            "test" => Ok(Self::Test),
+            "predict" => Ok(Self::Predict),
+            other => Err(LifecycleError::LoaderType(other.to_string())),
+        }
+    }
+}
+
+impl DatasetManager {
+    /// A loader of `kind` (`train`, `val`, `test`, `predict`) for `rank` of `world_size`.
+    ///
+    /// | type | ddp | iterable | plan |
+    /// |---|---|---|---|
+    /// | train | yes | yes | rank's split of the shard stream (shuffle buffer); a `shuffle` kwarg is dropped with a warning |
+    /// | train | yes | no | distributed sampler: permutation by seed + epoch, ceil(N/W) (or floor) per rank |
+    /// | train | no | no | random permutation by seed + epoch (sequential in debug-overfit or with `shuffle: false`) |
+    /// | train | no | yes | the shard stream as is |
+    /// | val/test/predict | any | any | never shuffled (a `shuffle: true` is forced off with a warning); split by rank under DDP |
+    pub fn get_dataloader(
+        &mut self,
+        kind: &str,
+        is_ddp: bool,
+        rank: usize,
+        world_size: usize,
+    ) -> Result<DataLoader> {
+        let kind: LoaderType = kind.parse()?;
+        if rank >= world_size {
+            return Err(LifecycleError::Rank { rank, world_size }.into());
+        }
+        let pipeline = self
+            .pipeline
+            .clone()
+            .ok_or_else(|| LifecycleError::NotSetUp {
+                full_name: self.full_name.to_string(),
+                stages: self.config.stages.clone(),
+            })?;
+        let c = self.config.clone();
+        let ddp = is_ddp && world_size > 1;
+        let iterable = self.is_iterable();
+        let mut kwargs = c.dataloader_kwargs.clone();
+        let train = kind == LoaderType::Train;
+        if train && ddp && iterable && kwargs.shuffle.is_some() {
+            self.warn(format!(
+                "{}: dataloader_kwargs.shuffle is ignored for a train loader over an iterable dataset under DDP; the shuffle buffer (shuffle_buffer_size) shuffles instead",
+                self.full_name
+            ));
+            kwargs.shuffle = None;
+        }
+        if !train && kwargs.shuffle == Some(true) {
+            self.warn(format!("{}: shuffle is forced off for the {kind:?} loader; evaluation data is never shuffled", self.full_name));
+        }
+        let stream = |buffer: Option<usize>| OrderKind::Stream {
+            shard_sizes: pipeline
+                .shard_sizes()
+                .cloned()
+                .expect("iterable mode has shards"),
+            shuffle_buffer: buffer,
+        };
+        let order = match (train, iterable) {
+            (true, true) => stream(if c.debug_overfit {
+                None
+            } else {
+                c.shuffle_buffer_size
+            }),
+            (true, false) if c.debug_overfit || kwargs.shuffle == Some(false) => {
+                OrderKind::Sequential
+            }
+            (true, false) => OrderKind::Permuted,
+            (false, true) => stream(None),
+            (false, false) => OrderKind::Sequential,
+        };
+        let split = ddp && (!iterable || c.split_by_node);
+        let plan = PlanSpec {
+            num_samples: pipeline.num_samples(),
+            order,
+            seed: c.shuffle_seed,
+            world_size: if split { world_size as u64 } else { 1 },
+            rank: if split { rank as u64 } else { 0 },
+            remainder: c.ddp_remainder,
+            infinite: train && c.make_infinite,
+            start: 0,
+        };
+        let ctx = Ctx {
+            tokenizer: pipeline.ctx.tokenizer.clone(),
+            block_size: pipeline.ctx.block_size,
+        };
+        let collate = self
+            .registry
+            .collator("collate_fn", &c.collate_fn, &c.collate_fn_kwargs)?(
+            &c.collate_fn_kwargs,
+            &ctx,
+        )?;
+        let options = LoaderOptions {
+            batch_size: kwargs.batch_size,
+            drop_last: kwargs.drop_last,
+            num_workers: kwargs.num_workers,
+            prefetch: kwargs.prefetch_factor,
+        };
+        let name = format!("{kind:?}").to_lowercase();
+        // What shapes the sample space and its order; batch size, world size
+        // and workers are left out (they may change on an elastic resume).
+        let shape = serde_json::json!({
+            "loader": name,
+            "samples": plan.num_samples,
+            "order": format!("{:?}", plan.order),
+            "remainder": plan.remainder,
+            "infinite": plan.infinite,
+            "on_the_fly_filter_fn": c.on_the_fly_filter_fn,
+            "on_the_fly_processor": c.on_the_fly_processor,
+            "on_the_fly_processor_kwargs": c.on_the_fly_processor_kwargs,
+            "on_the_fly_group_processor": c.on_the_fly_group_processor,
+            "on_the_fly_group_processor_kwargs": c.on_the_fly_group_processor_kwargs,
+            "block_size": pipeline.ctx.block_size,
+            "collate_fn": c.collate_fn,
+            "collate_fn_kwargs": c.collate_fn_kwargs,
+            "drop_last": options.drop_last,
+        });
+        let fingerprints = Fingerprints {
+            dataset: pipeline.dataset_fingerprint().to_string(),
+            pipeline: fingerprint(shape.to_string().as_bytes()),
+        };
+        Ok(
+            DataLoader::new(name, pipeline, collate, plan, options, self.epoch.clone())
+                .with_fingerprints(fingerprints),
+        )
+    }
+}

@@ -1,0 +1,374 @@
+//! `DatasetManager`: the life cycle of one dataset split.
+//!
+//! - construction ([`DatasetManager::new`]) validates the whole config,
+//!   named functions and their kwargs included, before any I/O;
+//! - [`prepare`](DatasetManager::prepare_data) (rank 0): download, filter,
+//!   preprocess, write the cache;
+//! - [`setup`](DatasetManager::setup) (every rank): open the cache, filter,
+//!   shard, build the packing index;
+//! - [`get_dataloader`](DatasetManager::get_dataloader): choose the plan
+//!   (sampler) for the loader type and rank;
+//! - [`set_epoch`](DatasetManager::set_epoch): reshuffle the next epoch.
+
+mod config;
+mod dataloader;
+mod pipeline;
+mod prepare;
+mod setup;
+
+pub use config::{DataLoaderKwargs, DatasetManagerConfig, SplitSide, Stage, TrainTestSplit};
+pub use dataloader::LoaderType;
+pub use pipeline::Pipeline;
+
+use crate::registry::{Kwargs, Registry};
+use crate::source::{FullName, HubSource, LocalFiles, MemoryRegistry, Source};
+use crate::tokenizer::Tokenizer;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// An invalid configuration, found at construction.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The config does not parse or does not match the schema.
+    #[error("invalid DatasetManager config: {0}")]
+    Json(String),
+    /// `filter_fn` is set without `filter_suffix`.
+    #[error("filter_fn `{0}` needs filter_suffix: the filtered data is cached under its own directory name")]
+    FilterWithoutSuffix(String),
+    /// A group processor is set without `iterable_dataset_shards`.
+    #[error("on_the_fly_group_processor `{0}` needs iterable_dataset_shards: a group processor changes the number of examples, which only iterable mode supports")]
+    GroupWithoutShards(String),
+    /// Both a processor and a group processor are set.
+    #[error("on_the_fly_processor `{0}` and on_the_fly_group_processor `{1}` cannot both be set; the group processor subsumes per-example processing")]
+    ProcessorAndGroup(String, String),
+    /// `make_infinite` is set without `iterable_dataset_shards`.
+    #[error(
+        "make_infinite needs iterable_dataset_shards (only an iterable stream can repeat forever)"
+    )]
+    InfiniteWithoutShards,
+    /// A config value is invalid.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The config key.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A named function or its kwargs are invalid.
+    #[error(transparent)]
+    Function(#[from] crate::registry::ProcessError),
+    /// `full_name` (or `full_name_debug`) is invalid.
+    #[error(transparent)]
+    FullName(#[from] crate::source::SourceError),
+}
+
+/// The life cycle was used out of order or with bad arguments.
+#[derive(Debug, Error)]
+pub enum LifecycleError {
+    /// `get_dataloader` was called before `setup`.
+    #[error(
+        "{full_name}: get_dataloader before setup; call setup with a stage in {stages:?} first"
+    )]
+    NotSetUp {
+        /// The dataset split.
+        full_name: String,
+        /// The stages that would have set it up.
+        stages: Vec<Stage>,
+    },
+    /// An unknown dataloader type.
+    #[error("invalid dataloader type `{0}`; expected train, val, test or predict")]
+    LoaderType(String),
+    /// The rank is not below the world size.
+    #[error("rank {rank} is not below world_size {world_size}")]
+    Rank {
+        /// The rank.
+        rank: usize,
+        /// The world size.
+        world_size: usize,
+    },
+    /// `setup` failed.
+    #[error("{full_name}: {reason}")]
+    Setup {
+        /// The dataset split.
+        full_name: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+/// Arguments of [`DatasetManager::prepare_data`].
+#[derive(Clone, Default)]
+pub struct PrepareArgs {
+    /// Base directory of the cache.
+    pub manual_cache_dir: PathBuf,
+    /// Tokenizer for preprocess functions.
+    pub tokenizer: Option<Arc<dyn Tokenizer>>,
+    /// Parallelism hint for preprocessing.
+    pub num_proc: Option<usize>,
+    /// Return the dataset when the cache already exists.
+    pub load: bool,
+    /// Where to report progress (`None`: silent); e.g.
+    /// [`LogProgress`](crate::progress::LogProgress).
+    pub progress: Option<Arc<dyn crate::progress::ProgressSink>>,
+}
+
+/// Arguments of [`DatasetManager::setup`].
+#[derive(Clone)]
+pub struct SetupArgs {
+    /// Base directory of the cache.
+    pub manual_cache_dir: PathBuf,
+    /// Tokenizer for processors, packers and collators.
+    pub tokenizer: Option<Arc<dyn Tokenizer>>,
+    /// Sequence length for group processors and padding collators.
+    pub block_size: Option<usize>,
+    /// Distributed run.
+    pub is_ddp: bool,
+    /// Global rank.
+    pub rank: usize,
+    /// Number of ranks.
+    pub world_size: usize,
+}
+
+impl SetupArgs {
+    /// Single-process arguments.
+    pub fn single(manual_cache_dir: &Path) -> Self {
+        Self {
+            manual_cache_dir: manual_cache_dir.to_path_buf(),
+            tokenizer: None,
+            block_size: None,
+            is_ddp: false,
+            rank: 0,
+            world_size: 1,
+        }
+    }
+}
+
+/// Builds a [`DatasetManager`] with a custom registry or source.
+pub struct DatasetManagerBuilder {
+    config: DatasetManagerConfig,
+    registry: Option<Arc<Registry>>,
+    source: Option<Arc<dyn Source>>,
+}
+
+impl DatasetManagerBuilder {
+    /// Uses `registry` for named functions instead of the built-ins.
+    pub fn registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Uses `source` instead of the one the config selects.
+    pub fn source(mut self, source: Arc<dyn Source>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Validates the config and builds the manager.
+    pub fn build(self) -> Result<DatasetManager, ConfigError> {
+        let registry = self
+            .registry
+            .unwrap_or_else(|| Arc::new(Registry::builtin()));
+        let c = &self.config;
+        validate(c, &registry)?;
+        let name = if c.debug_overfit {
+            c.full_name_debug.clone().ok_or(ConfigError::Invalid {
+                key: "full_name_debug",
+                reason: "debug_overfit is on but full_name_debug is not set".into(),
+            })?
+        } else {
+            c.full_name.clone()
+        };
+        let full_name = FullName::parse(&name)?;
+        FullName::parse(&c.full_name)?;
+        let source = match self.source {
+            Some(s) => s,
+            None => default_source(c, &full_name)?,
+        };
+        Ok(DatasetManager {
+            config: self.config,
+            full_name,
+            registry,
+            source,
+            pipeline: None,
+            epoch: Arc::new(AtomicU64::new(0)),
+            warnings: Vec::new(),
+        })
+    }
+}
+
+fn default_source(
+    c: &DatasetManagerConfig,
+    name: &FullName,
+) -> Result<Arc<dyn Source>, ConfigError> {
+    match (&c.ds_type, &c.data_files) {
+        (Some(fmt), Some(files)) => Ok(Arc::new(LocalFiles::new(*fmt, files.clone()))),
+        (Some(_), None) => Err(ConfigError::Invalid {
+            key: "data_files",
+            reason: "ds_type is set, so data_files must name the local file(s)".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Invalid {
+            key: "ds_type",
+            reason: "data_files is set, so ds_type must say their format (jsonl, json or csv)"
+                .into(),
+        }),
+        (None, None) if name.repo == "mem" => Ok(Arc::new(MemoryRegistry::builtin())),
+        (None, None) => Ok(Arc::new(HubSource::from_env())),
+    }
+}
+
+fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
+    if let (Some(f), None) = (&c.filter_fn, &c.filter_suffix) {
+        return Err(ConfigError::FilterWithoutSuffix(f.clone()));
+    }
+    if let (Some(g), None) = (&c.on_the_fly_group_processor, c.iterable_dataset_shards) {
+        return Err(ConfigError::GroupWithoutShards(g.clone()));
+    }
+    if let (Some(p), Some(g)) = (&c.on_the_fly_processor, &c.on_the_fly_group_processor) {
+        return Err(ConfigError::ProcessorAndGroup(p.clone(), g.clone()));
+    }
+    if c.make_infinite && c.iterable_dataset_shards.is_none() {
+        return Err(ConfigError::InfiniteWithoutShards);
+    }
+    if c.iterable_dataset_shards == Some(0) {
+        return Err(ConfigError::Invalid {
+            key: "iterable_dataset_shards",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if c.dataloader_kwargs.batch_size == 0 {
+        return Err(ConfigError::Invalid {
+            key: "dataloader_kwargs.batch_size",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if let Some(s) = &c.train_test_split {
+        if !(s.size > 0.0 && (s.size < 1.0 || s.size.fract() == 0.0)) {
+            return Err(ConfigError::Invalid {
+                key: "train_test_split.size",
+                reason: format!(
+                    "{} is neither a fraction in (0, 1) nor a whole row count",
+                    s.size
+                ),
+            });
+        }
+    }
+    let empty = Kwargs::new();
+    if let Some(f) = &c.filter_fn {
+        r.filter("filter_fn", f, &empty)?;
+    }
+    if let Some(f) = &c.on_the_fly_filter_fn {
+        r.filter("on_the_fly_filter_fn", f, &empty)?;
+    }
+    if let Some(f) = &c.preprocess_function {
+        r.preprocess("preprocess_function", f, &c.preprocess_function_kwargs)?;
+    }
+    if let Some(f) = &c.on_the_fly_processor {
+        r.processor("on_the_fly_processor", f, &c.on_the_fly_processor_kwargs)?;
+    }
+    if let Some(f) = &c.on_the_fly_group_processor {
+        r.group(
+            "on_the_fly_group_processor",
+            f,
+            &c.on_the_fly_group_processor_kwargs,
+        )?;
+    }
+    r.collator("collate_fn", &c.collate_fn, &c.collate_fn_kwargs)?;
+    Ok(())
+}
+
+/// The life cycle of one dataset split.
+pub struct DatasetManager {
+    config: DatasetManagerConfig,
+    full_name: FullName,
+    registry: Arc<Registry>,
+    source: Arc<dyn Source>,
+    pipeline: Option<Arc<Pipeline>>,
+    epoch: Arc<AtomicU64>,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for DatasetManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatasetManager(full_name={})", self.full_name)
+    }
+}
+
+impl DatasetManager {
+    /// Validates `config` and builds a manager with the built-in registry and
+    /// the source the config selects.
+    pub fn new(config: DatasetManagerConfig) -> Result<Self, ConfigError> {
+        Self::builder(config).build()
+    }
+
+    /// A builder, to pass a custom registry or source.
+    pub fn builder(config: DatasetManagerConfig) -> DatasetManagerBuilder {
+        DatasetManagerBuilder {
+            config,
+            registry: None,
+            source: None,
+        }
+    }
+
+    /// The config.
+    pub fn config(&self) -> &DatasetManagerConfig {
+        &self.config
+    }
+
+    /// The full name in use (`full_name_debug` in debug-overfit mode).
+    pub fn full_name(&self) -> &FullName {
+        &self.full_name
+    }
+
+    /// Iterable mode (`iterable_dataset_shards` set).
+    pub fn is_iterable(&self) -> bool {
+        self.config.iterable_dataset_shards.is_some()
+    }
+
+    /// True once `setup` has built the pipeline.
+    pub fn is_set_up(&self) -> bool {
+        self.pipeline.is_some()
+    }
+
+    /// The set-up pipeline (sample space), if any.
+    pub fn pipeline(&self) -> Option<&Arc<Pipeline>> {
+        self.pipeline.as_ref()
+    }
+
+    /// Warnings issued so far (also printed to stderr).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn warn(&mut self, msg: String) {
+        log::warn!("{msg}");
+        self.warnings.push(msg);
+    }
+
+    /// Cache directory: `<dir>/<full_name>`, or with a filter suffix
+    /// `<dir>/<repo>/<dataset>[_<config>]_<suffix>/<split>`.
+    pub fn cache_dir(&self, manual_cache_dir: &Path) -> PathBuf {
+        let n = &self.full_name;
+        match &self.config.filter_suffix {
+            None => manual_cache_dir.join(n.to_string()),
+            Some(suffix) => {
+                let ds = match &n.config {
+                    Some(c) => format!("{}_{c}_{suffix}", n.dataset),
+                    None => format!("{}_{suffix}", n.dataset),
+                };
+                manual_cache_dir.join(&n.repo).join(ds).join(&n.split)
+            }
+        }
+    }
+
+    /// Sets the epoch of every loader of this manager (reshuffles the next epoch).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::SeqCst);
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+}

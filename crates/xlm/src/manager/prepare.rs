@@ -1,0 +1,232 @@
+//! prepare_data: download -> split -> filter -> preprocess -> cache.
+//!
+//! The source is streamed in chunks of [`CHUNK_ROWS`] rows; groups of chunks
+//! are preprocessed in parallel (rayon, `num_proc` threads) and written to
+//! the cache in order. Chunk boundaries do not depend on the thread count,
+//! so the cache is byte-identical for any `num_proc`.
+
+use super::config::SplitSide;
+use super::{DatasetManager, PrepareArgs};
+use crate::cache::{self, CacheWriter};
+use crate::data::{Table, TableBuilder};
+use crate::plan::Rng;
+use crate::registry::{Ctx, FilterFn, Kwargs, MapFn, ProcessError};
+use crate::source::chunk_table;
+use crate::Result;
+use rayon::prelude::*;
+
+/// Rows per preprocessing chunk.
+pub const CHUNK_ROWS: usize = 4096;
+
+impl DatasetManager {
+    /// Downloads, preprocesses and caches the dataset (run on rank 0).
+    ///
+    /// - `use_manual_cache = false`: download + preprocess, return it, write nothing;
+    /// - cache missing: download, filter, preprocess, write the cache, return it;
+    /// - cache present and `rewrite_manual_cache`: download again, replace the cache, return it;
+    /// - cache present: return it if `load`, else `None`.
+    pub fn prepare_data(&self, args: &PrepareArgs) -> Result<Option<Table>> {
+        if !self.config.use_manual_cache {
+            let mut b = TableBuilder::new();
+            self.prepared_chunks(args, &mut |chunk| {
+                for e in chunk.rows() {
+                    b.push(&e)?;
+                }
+                Ok(())
+            })?;
+            return Ok(Some(b.finish()));
+        }
+        let dir = self.cache_dir(&args.manual_cache_dir);
+        if cache::is_cache(&dir) && !self.config.rewrite_manual_cache {
+            return Ok(if args.load {
+                Some(cache::open(&dir)?)
+            } else {
+                None
+            });
+        }
+        let mut writer = CacheWriter::create(&dir)?;
+        self.prepared_chunks(args, &mut |chunk| Ok(writer.append(&chunk)?))?;
+        writer.finish()?;
+        Ok(Some(cache::open(&dir)?))
+    }
+
+    /// Streams the preprocessed rows, in order, as chunks.
+    fn prepared_chunks(
+        &self,
+        args: &PrepareArgs,
+        sink: &mut dyn FnMut(Table) -> Result<()>,
+    ) -> Result<()> {
+        let c = &self.config;
+        let no_kwargs = Kwargs::new();
+        let steps = Steps {
+            filter: match &c.filter_fn {
+                Some(f) => Some(self.registry.filter("filter_fn", f, &no_kwargs)?.clone()),
+                None => None,
+            },
+            map: match &c.preprocess_function {
+                Some(f) => Some((
+                    f.clone(),
+                    self.registry
+                        .preprocess("preprocess_function", f, &c.preprocess_function_kwargs)?
+                        .clone(),
+                )),
+                None => None,
+            },
+            ctx: Ctx {
+                tokenizer: args.tokenizer.clone(),
+                block_size: None,
+            },
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(args.num_proc.unwrap_or(0))
+            .thread_name(|i| format!("xlm-prepare-{i}"))
+            .build()
+            .map_err(|e| {
+                ProcessError::failed("prepare_data", format!("cannot start worker threads: {e}"))
+            })?;
+        let group = pool.current_num_threads().max(1) * 2;
+        let mut progress = args
+            .progress
+            .as_ref()
+            .map(|p| p.begin(&format!("prepare {}", self.full_name), None));
+        let mut pending: Vec<(usize, Table)> = Vec::new();
+        let mut next_row = 0usize;
+        let mut flush = |pending: &mut Vec<(usize, Table)>| -> Result<()> {
+            let outs: Vec<Result<Table>> = pool.install(|| {
+                std::mem::take(pending)
+                    .into_par_iter()
+                    .map(|(first, t)| self.preprocess_chunk(t, first, &steps))
+                    .collect()
+            });
+            for out in outs {
+                let out = out?;
+                if let Some(p) = progress.as_mut() {
+                    p.advance(
+                        out.len() as u64,
+                        out.list_elements("input_ids")
+                            .max(out.list_elements("token_ids")),
+                    );
+                }
+                sink(out)?;
+            }
+            Ok(())
+        };
+        let mut on_chunk = |t: Table| -> Result<()> {
+            let n = t.len();
+            pending.push((next_row, t));
+            next_row += n;
+            if pending.len() >= group {
+                flush(&mut pending)?;
+            }
+            Ok(())
+        };
+        if c.train_test_split.is_some() {
+            chunk_table(&self.download()?, CHUNK_ROWS, &mut on_chunk)?;
+        } else {
+            self.source
+                .load_chunks(&self.full_name, CHUNK_ROWS, &mut on_chunk)?;
+        }
+        flush(&mut pending)?;
+        if let Some(p) = progress {
+            p.finish();
+        }
+        Ok(())
+    }
+
+    /// Rows from the source; with `train_test_split`, the chosen side of the
+    /// `train` split.
+    pub(crate) fn download(&self) -> Result<Table> {
+        let Some(tts) = &self.config.train_test_split else {
+            return Ok(self.source.load(&self.full_name)?);
+        };
+        let table = self.source.load(&self.full_name.with_split("train"))?;
+        let n = table.len();
+        let n_test = if tts.size < 1.0 {
+            (tts.size * n as f64).ceil() as usize
+        } else {
+            tts.size as usize
+        };
+        if n_test >= n {
+            return Err(super::ConfigError::Invalid {
+                key: "train_test_split.size",
+                reason: format!("a test side of {n_test} rows leaves no train rows out of {n}"),
+            }
+            .into());
+        }
+        let mut perm: Vec<usize> = (0..n).collect();
+        Rng::new(&[tts.seed, 0x7474_7370]).shuffle(&mut perm);
+        let side = match tts.split {
+            SplitSide::Test => &perm[..n_test],
+            SplitSide::Train => &perm[n_test..],
+        };
+        let mut b = TableBuilder::new();
+        for &i in side {
+            b.push(&table.row(i))?;
+        }
+        Ok(b.finish())
+    }
+
+    /// filter_fn, then preprocess_function, then columns_to_keep / columns_to_remove,
+    /// on one chunk whose first row is row `first` of the dataset.
+    fn preprocess_chunk(&self, chunk: Table, first: usize, steps: &Steps) -> Result<Table> {
+        let c = &self.config;
+        if steps.filter.is_none()
+            && steps.map.is_none()
+            && c.columns_to_keep.is_none()
+            && c.columns_to_remove.is_none()
+        {
+            return Ok(chunk);
+        }
+        for (key, cols) in [
+            ("columns_to_keep", &c.columns_to_keep),
+            ("columns_to_remove", &c.columns_to_remove),
+        ] {
+            for col in cols.iter().flatten() {
+                if steps.map.is_none() && chunk.column(col).is_none() && !chunk.is_empty() {
+                    return Err(super::ConfigError::Invalid {
+                        key,
+                        reason: format!(
+                            "column `{col}` is not in the data (columns: {})",
+                            chunk
+                                .schema()
+                                .iter()
+                                .map(|s| s.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    }
+                    .into());
+                }
+            }
+        }
+        let no_kwargs = Kwargs::new();
+        let mut out = TableBuilder::new();
+        for (i, mut e) in chunk.rows().enumerate() {
+            if let Some(f) = &steps.filter {
+                if !f(&e, &no_kwargs)? {
+                    continue;
+                }
+            }
+            if let Some((name, f)) = &steps.map {
+                e = f(e, &steps.ctx, &c.preprocess_function_kwargs).map_err(|err| {
+                    ProcessError::failed(name, format!("row {}: {err}", first + i))
+                })?;
+            }
+            if let Some(keep) = &c.columns_to_keep {
+                e.retain(|n| keep.iter().any(|k| k == n));
+            }
+            if let Some(remove) = &c.columns_to_remove {
+                e.retain(|n| !remove.iter().any(|k| k == n));
+            }
+            out.push(&e)?;
+        }
+        Ok(out.finish())
+    }
+}
+
+/// The prepare-time functions, resolved once.
+struct Steps {
+    filter: Option<FilterFn>,
+    map: Option<(String, MapFn)>,
+    ctx: Ctx,
+}

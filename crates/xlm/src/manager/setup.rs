@@ -1,0 +1,149 @@
+//! setup: open the cache and build the sample space (filter, shards, packing).
+
+use super::pipeline::{Layout, Pipeline, RowSet};
+use super::{DatasetManager, LifecycleError, PrepareArgs, SetupArgs, Stage};
+use crate::cache;
+use crate::data::ColumnKind;
+use crate::plan::{shard_ranges, PackIndex};
+use crate::registry::{Ctx, Kwargs};
+use crate::Result;
+use std::sync::Arc;
+
+impl DatasetManager {
+    /// Builds the sample space for `stage` (every rank). Does nothing when
+    /// `stage` is not in `stages` or when already set up; returns whether it
+    /// did anything.
+    pub fn setup(&mut self, stage: Stage, args: &SetupArgs) -> Result<bool> {
+        if !self.config.stages.contains(&stage) || self.pipeline.is_some() {
+            return Ok(false);
+        }
+        if args.rank >= args.world_size {
+            return Err(LifecycleError::Rank {
+                rank: args.rank,
+                world_size: args.world_size,
+            }
+            .into());
+        }
+        let table = if self.config.use_manual_cache {
+            cache::open(&self.cache_dir(&args.manual_cache_dir))?
+        } else {
+            let prep = PrepareArgs {
+                manual_cache_dir: args.manual_cache_dir.clone(),
+                tokenizer: args.tokenizer.clone(),
+                num_proc: None,
+                progress: None,
+                load: true,
+            };
+            self.prepare_data(&prep)?
+                .expect("prepare_data without cache returns the data")
+        };
+        let ctx = Ctx {
+            tokenizer: args.tokenizer.clone(),
+            block_size: args.block_size,
+        };
+        let c = &self.config;
+        let no_kwargs = Kwargs::new();
+        let rows = match &c.on_the_fly_filter_fn {
+            None => RowSet::All(table.len()),
+            Some(name) => {
+                let f = self
+                    .registry
+                    .filter("on_the_fly_filter_fn", name, &no_kwargs)?;
+                let mut kept = Vec::new();
+                for i in 0..table.len() {
+                    if f(&table.row(i), &no_kwargs)? {
+                        kept.push(i as u32);
+                    }
+                }
+                RowSet::Some(kept)
+            }
+        };
+        let processor = match &c.on_the_fly_processor {
+            Some(name) => Some((
+                name.clone(),
+                self.registry
+                    .processor("on_the_fly_processor", name, &c.on_the_fly_processor_kwargs)?
+                    .clone(),
+                c.on_the_fly_processor_kwargs.clone(),
+            )),
+            None => None,
+        };
+        let shards = c.iterable_dataset_shards.map(|k| {
+            shard_ranges(table.len(), k)
+                .into_iter()
+                .map(|r| rows.positions_in(r))
+                .collect::<Vec<_>>()
+        });
+        let fail = |reason: String| LifecycleError::Setup {
+            full_name: self.full_name.to_string(),
+            reason,
+        };
+        let (layout, shard_sizes) = match (&c.on_the_fly_group_processor, &shards) {
+            (Some(name), Some(shards)) => {
+                let kwargs = &c.on_the_fly_group_processor_kwargs;
+                let spec = self
+                    .registry
+                    .group("on_the_fly_group_processor", name, kwargs)?(
+                    kwargs, &ctx
+                )?;
+                for col in c.on_the_fly_group_processor_remove_columns.iter().flatten() {
+                    if table.column(col).is_none() {
+                        return Err(fail(format!("on_the_fly_group_processor_remove_columns: column `{col}` is not in the data")).into());
+                    }
+                }
+                let column = spec.column.clone().unwrap_or_else(|| {
+                    if table.column("input_ids").is_some() {
+                        "input_ids"
+                    } else {
+                        "token_ids"
+                    }
+                    .to_string()
+                });
+                let col = table
+                    .column(&column)
+                    .filter(|col| col.schema().kind == ColumnKind::Tokens);
+                // An empty table (e.g. an empty jsonl file) has no schema and packs to no blocks.
+                if col.is_none() && !table.is_empty() {
+                    return Err(fail(format!(
+                        "{name} packs the token column `{column}`, which the data does not have"
+                    ))
+                    .into());
+                }
+                let index = match (col.and_then(|c| c.offsets()), &rows) {
+                    // Unfiltered rows: the token column's own offsets are the index.
+                    (Some(offsets), RowSet::All(_)) => {
+                        PackIndex::build_contiguous(spec, offsets, shards)
+                    }
+                    _ => PackIndex::build(
+                        spec,
+                        shards.iter().map(|r| {
+                            (
+                                r.start,
+                                r.clone()
+                                    .map(|p| col.map_or(0, |c| c.list_len(rows.row(p))))
+                                    .collect(),
+                            )
+                        }),
+                    ),
+                };
+                let sizes = index.shard_blocks();
+                (Layout::Packed { index, column }, Some(Arc::new(sizes)))
+            }
+            (_, Some(shards)) => (
+                Layout::Rows,
+                Some(Arc::new(shards.iter().map(|r| r.len() as u64).collect())),
+            ),
+            (_, None) => (Layout::Rows, None),
+        };
+        self.pipeline = Some(Arc::new(Pipeline {
+            dataset_fingerprint: table.fingerprint(),
+            table,
+            rows,
+            layout,
+            shard_sizes,
+            processor,
+            ctx,
+        }));
+        Ok(true)
+    }
+}

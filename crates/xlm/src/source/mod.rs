@@ -1,0 +1,121 @@
+//! Sources: where `prepare_data` gets raw rows. A source is chosen by
+//! configuration (`full_name` and, for local files, `ds_type` +
+//! `data_files`), never by patching code.
+//!
+//! - [`MemoryRegistry`]: tables held in memory, keyed by full name; the
+//!   built-in one holds the test datasets (`mem/raw/train`, ...).
+//! - [`LocalFiles`]: jsonl/json and csv files on disk.
+//!
+//! - [`HubSource`]: the Hugging Face Hub through the local hub cache
+//!   (offline mode reads only the cache).
+
+mod full_name;
+mod hub;
+mod local;
+mod memory;
+
+pub use full_name::FullName;
+pub use hub::{select_split_files, HubSource};
+pub use local::{DataFiles, LocalFiles, LocalFormat};
+pub use memory::{synthetic_table, synthetic_text_table, MemoryRegistry};
+
+use crate::data::Table;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Why a source could not produce rows.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// `full_name` has the wrong number of path segments.
+    #[error("full_name `{name}` has {segments} path segment(s); expected `repo/dataset/split` (3) or `repo/dataset/config/split` (4)")]
+    FullName {
+        /// The full name.
+        name: String,
+        /// Its number of path segments.
+        segments: usize,
+    },
+    /// A registry does not have the dataset.
+    #[error("dataset `{name}` is not in the {registry} registry (it has: {available})")]
+    UnknownDataset {
+        /// The dataset.
+        name: String,
+        /// The registry.
+        registry: String,
+        /// The datasets it has.
+        available: String,
+    },
+    /// No source can load the dataset.
+    #[error("no source can load `{name}`: {hint}")]
+    NoSource {
+        /// The dataset.
+        name: String,
+        /// How to make it loadable.
+        hint: String,
+    },
+    /// A data file does not parse.
+    #[error("{path}:{line}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The line at fault.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An I/O operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `data_files` has no entry for the split.
+    #[error("data_files has no entry for split `{split}` (it has: {available}); add one or use a single file list")]
+    NoSplit {
+        /// The split asked for.
+        split: String,
+        /// The splits it has.
+        available: String,
+    },
+}
+
+/// Receives the chunks of a streamed source, in order.
+pub type ChunkSink<'a> = dyn FnMut(Table) -> crate::Result<()> + 'a;
+
+/// Hands `table` to `sink` as tables of at most `chunk_rows` rows, in order.
+pub fn chunk_table(
+    table: &Table,
+    chunk_rows: usize,
+    sink: &mut ChunkSink<'_>,
+) -> crate::Result<()> {
+    let mut start = 0;
+    while start < table.len() {
+        let end = (start + chunk_rows).min(table.len());
+        sink(table.slice(start..end))?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// A place raw rows come from.
+pub trait Source: Send + Sync {
+    /// Loads every row of `name` (a parsed `full_name`; `split` picks the split).
+    fn load(&self, name: &FullName) -> Result<Table, SourceError>;
+
+    /// Streams the rows of `name` as tables of at most `chunk_rows` rows, in
+    /// order, so a large input never has to be in memory at once. The
+    /// default loads everything and slices it; file sources read incrementally.
+    fn load_chunks(
+        &self,
+        name: &FullName,
+        chunk_rows: usize,
+        sink: &mut ChunkSink<'_>,
+    ) -> crate::Result<()> {
+        chunk_table(&self.load(name)?, chunk_rows, sink)
+    }
+
+    /// A short description for logs (`memory registry`, `local csv files`).
+    fn describe(&self) -> String;
+}
