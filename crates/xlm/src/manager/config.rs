@@ -211,6 +211,7 @@ impl DatasetManagerConfig {
     }
 
     /// Parses a YAML config (the same keys; e.g. a Hydra `dataset_manager` node).
+    #[cfg(feature = "yaml")]
     pub fn from_yaml(text: &str) -> Result<Self, super::ConfigError> {
         serde_yaml_ng::from_str(text).map_err(|e| super::ConfigError::Json(e.to_string()))
     }

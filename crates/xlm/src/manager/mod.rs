@@ -21,7 +21,7 @@ pub use dataloader::LoaderType;
 pub use pipeline::Pipeline;
 
 use crate::registry::{Kwargs, Registry};
-use crate::source::{FullName, HubSource, LocalFiles, MemoryRegistry, Source};
+use crate::source::{FullName, LocalFiles, MemoryRegistry, Source};
 use crate::tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -214,7 +214,16 @@ fn default_source(
                 .into(),
         }),
         (None, None) if name.repo == "mem" => Ok(Arc::new(MemoryRegistry::builtin())),
-        (None, None) => Ok(Arc::new(HubSource::from_env())),
+        #[cfg(feature = "hub")]
+        (None, None) => Ok(Arc::new(crate::source::HubSource::from_env())),
+        #[cfg(not(feature = "hub"))]
+        (None, None) => Err(ConfigError::Invalid {
+            key: "full_name",
+            reason: format!(
+                "`{}` would come from the Hugging Face Hub, but this xlm was built without the `hub` feature; enable it, or set ds_type + data_files for local files",
+                name
+            ),
+        }),
     }
 }
 

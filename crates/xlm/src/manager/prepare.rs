@@ -11,7 +11,7 @@ use crate::cache::{self, CacheWriter};
 use crate::data::{Table, TableBuilder};
 use crate::plan::Rng;
 use crate::registry::{Ctx, FilterFn, Kwargs, MapFn, ProcessError};
-use crate::source::chunk_table;
+use crate::source::{chunk_table, Stopped};
 use crate::Result;
 use rayon::prelude::*;
 
@@ -120,12 +120,28 @@ impl DatasetManager {
             }
             Ok(())
         };
-        if c.train_test_split.is_some() {
-            chunk_table(&self.download()?, CHUNK_ROWS, &mut on_chunk)?;
-        } else {
-            self.source
-                .load_chunks(&self.full_name, CHUNK_ROWS, &mut on_chunk)?;
+        // The source only learns that the sink stopped; the sink's own
+        // error is kept here and wins over the source's `Stopped`.
+        let mut failure = None;
+        let streamed = {
+            let mut sink = |t: Table| {
+                on_chunk(t).map_err(|e| {
+                    failure = Some(e);
+                    Stopped
+                })
+            };
+            if c.train_test_split.is_some() {
+                chunk_table(&self.download()?, CHUNK_ROWS, &mut sink)
+            } else {
+                self.source
+                    .load_chunks(&self.full_name, CHUNK_ROWS, &mut sink)
+            }
+        };
+        if let Some(e) = failure {
+            return Err(e);
         }
+        streamed?;
+        drop(on_chunk);
         flush(&mut pending)?;
         if let Some(p) = progress {
             p.finish();

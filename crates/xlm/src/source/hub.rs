@@ -14,7 +14,7 @@
 
 use super::local::{read_chunked, read_csv, read_jsonl, read_table, OnRow};
 use super::{ChunkSink, FullName, Source, SourceError};
-use crate::data::{Example, Table, Value};
+use crate::data::Table;
 use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};
 
@@ -170,7 +170,7 @@ impl HubSource {
             match extension(&path).as_str() {
                 "jsonl" | "json" => read_jsonl(&path, on_row)?,
                 "csv" => read_csv(&path, on_row)?,
-                "parquet" => read_parquet(&path, on_row)?,
+                "parquet" => super::parquet::read_parquet(&path, on_row)?,
                 other => unreachable!("select_split_files only picks known formats, not {other}"),
             }
         }
@@ -226,63 +226,6 @@ pub fn select_split_files(files: &[String], config: Option<&str>, split: &str) -
     out
 }
 
-fn parquet_value(field: &parquet::record::Field) -> Option<Value> {
-    use parquet::record::Field as F;
-    Some(match field {
-        F::Bool(b) => Value::Int(*b as i64),
-        F::Byte(x) => Value::Int(*x as i64),
-        F::Short(x) => Value::Int(*x as i64),
-        F::Int(x) => Value::Int(*x as i64),
-        F::Long(x) => Value::Int(*x),
-        F::UByte(x) => Value::Int(*x as i64),
-        F::UShort(x) => Value::Int(*x as i64),
-        F::UInt(x) => Value::Int(*x as i64),
-        F::ULong(x) => Value::Int(i64::try_from(*x).ok()?),
-        F::Str(s) => Value::Text(s.clone()),
-        F::ListInternal(list) => Value::List(
-            list.elements()
-                .iter()
-                .map(|e| match parquet_value(e) {
-                    Some(Value::Int(i)) => Some(i),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        _ => return None,
-    })
-}
-
-pub(crate) fn read_parquet<E: From<SourceError>>(
-    path: &Path,
-    on_row: &mut OnRow<'_, E>,
-) -> Result<(), E> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let fail = |line: usize, reason: String| SourceError::Parse {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let file = std::fs::File::open(path).map_err(|source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader =
-        SerializedFileReader::new(file).map_err(|e| fail(0, format!("not a parquet file: {e}")))?;
-    let rows = reader
-        .get_row_iter(None)
-        .map_err(|e| fail(0, e.to_string()))?;
-    for (i, row) in rows.enumerate() {
-        let row = row.map_err(|e| fail(i + 1, e.to_string()))?;
-        let mut e = Example::new();
-        for (name, field) in row.get_column_iter() {
-            let v = parquet_value(field).ok_or_else(|| fail(i + 1, format!("column `{name}`: {field} is not an integer, a string or a list of integers")))?;
-            e.set(name, v);
-        }
-        on_row(e, path, i + 1)?;
-    }
-    Ok(())
-}
-
 impl Source for HubSource {
     fn load(&self, name: &FullName) -> Result<Table, SourceError> {
         read_table(|on_row| self.read(name, on_row))
@@ -293,7 +236,7 @@ impl Source for HubSource {
         name: &FullName,
         chunk_rows: usize,
         sink: &mut ChunkSink<'_>,
-    ) -> crate::Result<()> {
+    ) -> Result<(), SourceError> {
         read_chunked(chunk_rows, sink, |on_row| self.read(name, on_row))
     }
 

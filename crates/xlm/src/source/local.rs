@@ -129,8 +129,8 @@ pub(crate) fn read_table(
 pub(crate) fn read_chunked(
     chunk_rows: usize,
     sink: &mut super::ChunkSink<'_>,
-    read: impl FnOnce(&mut OnRow<'_, crate::Error>) -> crate::Result<()>,
-) -> crate::Result<()> {
+    read: impl FnOnce(&mut OnRow<'_, SourceError>) -> Result<(), SourceError>,
+) -> Result<(), SourceError> {
     let mut builder = TableBuilder::new();
     read(&mut |e, path, line| {
         push(&mut builder, e, path, line)?;
@@ -283,7 +283,7 @@ impl Source for LocalFiles {
         name: &FullName,
         chunk_rows: usize,
         sink: &mut super::ChunkSink<'_>,
-    ) -> crate::Result<()> {
+    ) -> Result<(), SourceError> {
         read_chunked(chunk_rows, sink, |on_row| self.read(name, on_row))
     }
 

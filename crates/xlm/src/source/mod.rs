@@ -10,11 +10,15 @@
 //!   (offline mode reads only the cache).
 
 mod full_name;
+#[cfg(feature = "hub")]
 mod hub;
 mod local;
 mod memory;
+#[cfg(feature = "hub")]
+mod parquet;
 
 pub use full_name::FullName;
+#[cfg(feature = "hub")]
 pub use hub::{select_split_files, HubSource};
 pub use local::{DataFiles, LocalFiles, LocalFormat};
 pub use memory::{synthetic_table, synthetic_text_table, MemoryRegistry};
@@ -79,17 +83,31 @@ pub enum SourceError {
         /// The splits it has.
         available: String,
     },
+    /// The consumer of a streamed source stopped it (its error says why).
+    #[error("the consumer of the stream stopped it")]
+    Stopped,
+}
+
+/// What a [`ChunkSink`] returns to stop a stream. The sink keeps its own
+/// error; the source ends with [`SourceError::Stopped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+impl From<Stopped> for SourceError {
+    fn from(_: Stopped) -> Self {
+        SourceError::Stopped
+    }
 }
 
 /// Receives the chunks of a streamed source, in order.
-pub type ChunkSink<'a> = dyn FnMut(Table) -> crate::Result<()> + 'a;
+pub type ChunkSink<'a> = dyn FnMut(Table) -> Result<(), Stopped> + 'a;
 
 /// Hands `table` to `sink` as tables of at most `chunk_rows` rows, in order.
 pub fn chunk_table(
     table: &Table,
     chunk_rows: usize,
     sink: &mut ChunkSink<'_>,
-) -> crate::Result<()> {
+) -> Result<(), SourceError> {
     let mut start = 0;
     while start < table.len() {
         let end = (start + chunk_rows).min(table.len());
@@ -112,7 +130,7 @@ pub trait Source: Send + Sync {
         name: &FullName,
         chunk_rows: usize,
         sink: &mut ChunkSink<'_>,
-    ) -> crate::Result<()> {
+    ) -> Result<(), SourceError> {
         chunk_table(&self.load(name)?, chunk_rows, sink)
     }
 

@@ -6,9 +6,11 @@
 //! network). Functions that need special ids (packing needs EOS, padding
 //! needs PAD) read them from [`Specials`].
 
+#[cfg(feature = "tokenizer-json")]
 mod hf;
 mod simple;
 
+#[cfg(feature = "tokenizer-json")]
 pub use hf::HfTokenizer;
 pub use simple::SimpleSpaceTokenizer;
 
@@ -114,7 +116,15 @@ impl TokenizerConfig {
             TokenizerConfig::SimpleSpace { vocab: None } => {
                 Arc::new(SimpleSpaceTokenizer::test_vocab())
             }
+            #[cfg(feature = "tokenizer-json")]
             TokenizerConfig::TokenizerJson { path } => Arc::new(HfTokenizer::from_file(path)?),
+            #[cfg(not(feature = "tokenizer-json"))]
+            TokenizerConfig::TokenizerJson { path } => {
+                return Err(TokenizerError::Load {
+                    path: path.clone(),
+                    reason: "this xlm was built without the `tokenizer-json` feature; enable it to load tokenizer.json files".into(),
+                })
+            }
         })
     }
 }
