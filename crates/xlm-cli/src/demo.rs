@@ -113,10 +113,7 @@ pub fn run(opts: &DemoOptions) -> xlm::Result<DemoReport> {
         })?
         .expect("a fresh cache is returned");
     let prepare = t.elapsed();
-    let cached_tokens = prepared
-        .column("token_ids")
-        .map(|c| (0..prepared.len()).map(|i| c.list_len(i) as u64).sum())
-        .unwrap_or(0);
+    let cached_tokens = prepared.list_elements("token_ids");
 
     let t = Instant::now();
     dm.setup(

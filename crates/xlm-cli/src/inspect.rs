@@ -2,7 +2,7 @@
 //! few examples — without reading more than the statistics need.
 
 use serde::Serialize;
-use xlm::data::{ColumnKind, Table, Value};
+use xlm::data::{ColumnKind, DataError, Table, Value};
 use xlm::tokenizer::Tokenizer;
 
 /// Statistics of one column.
@@ -40,16 +40,19 @@ pub struct CacheSummary {
 }
 
 /// Summarises `table`, with `examples` example rows (decoded by `tokenizer` if given).
+///
+/// Reads every row's offsets (for the length statistics), so a damaged row
+/// is an error naming its file and row.
 pub fn summarize(
     table: &Table,
     examples: usize,
     tokenizer: Option<&dyn Tokenizer>,
-) -> CacheSummary {
+) -> Result<CacheSummary, DataError> {
     let n = table.len();
     let columns = table
         .columns()
         .iter()
-        .map(|c| {
+        .map(|c| -> Result<ColumnSummary, DataError> {
             let s = c.schema();
             let mut out = ColumnSummary {
                 name: s.name.clone(),
@@ -69,10 +72,14 @@ pub fn summarize(
                     out.max_value = (0..n).map(|i| c.int(i)).max();
                 }
                 ColumnKind::Tokens | ColumnKind::Text => {
-                    let lens = (0..n).map(|i| c.list_len(i) as u64);
+                    let (mut lo, mut hi) = (u64::MAX, 0u64);
+                    for i in 0..n {
+                        let len = c.list_len(i)? as u64;
+                        (lo, hi) = (lo.min(len), hi.max(len));
+                    }
                     out.elements = table.list_elements(&s.name);
-                    out.min_len = lens.clone().min();
-                    out.max_len = lens.max();
+                    out.min_len = (n > 0).then_some(lo);
+                    out.max_len = (n > 0).then_some(hi);
                     out.mean_len = (n > 0).then(|| out.elements as f64 / n as f64);
                     if s.kind == ColumnKind::Tokens {
                         let values = c.data().len() / s.width as usize;
@@ -87,13 +94,13 @@ pub fn summarize(
                     }
                 }
             }
-            out
+            Ok(out)
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let examples = (0..n.min(examples))
         .map(|i| {
             let mut obj = serde_json::Map::new();
-            for (name, v) in table.row(i).fields() {
+            for (name, v) in table.row(i)?.fields() {
                 let json = match (v, tokenizer) {
                     (Value::List(ids), Some(t))
                         if table
@@ -110,14 +117,14 @@ pub fn summarize(
                 };
                 obj.insert(name.to_string(), json);
             }
-            serde_json::Value::Object(obj)
+            Ok(serde_json::Value::Object(obj))
         })
-        .collect();
-    CacheSummary {
+        .collect::<Result<_, DataError>>()?;
+    Ok(CacheSummary {
         rows: n as u64,
         columns,
         examples,
-    }
+    })
 }
 
 impl std::fmt::Display for CacheSummary {

@@ -317,13 +317,195 @@ fn a_killed_rank_is_named_by_launcher_and_harness() {
 fn a_missing_rank_times_out_the_barrier_by_name() {
     let d = tempfile::tempdir().unwrap();
     let c = json!({"dsm_kwargs": {"full_name": "mem/raw/train"},
-                   "run": {"timeout_s": 0.5, "fault": {"rank": 2, "kind": "stall_before_barrier", "stall_s": 5}}});
+                   "run": {"timeout_s": 0.5, "prepare_timeout_s": 0.5,
+                           "fault": {"rank": 2, "kind": "stall_before_barrier", "stall_s": 5}}});
     let f = try_run_distributed(3, d.path(), &c, T).unwrap_err();
     assert!(
         f.message.contains("barrier after prepare_data timed out")
             && f.message.contains("missing rank(s): [2]"),
         "{f}"
     );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs fault injection: cargo test --workspace --features xlm-cli/fault-injection"
+)]
+fn a_prepare_longer_than_the_collective_timeout_succeeds_under_the_prepare_timeout() {
+    // The stall outlasts the collective timeout plus the 2 s the other
+    // ranks add to it (0.5 + 2 s): under that timeout rank 1 would give up.
+    let d = tempfile::tempdir().unwrap();
+    let c = json!({"dsm_kwargs": {"full_name": "mem/raw/train"},
+                   "run": {"timeout_s": 0.5, "prepare_timeout_s": 20,
+                           "fault": {"rank": 0, "kind": "stall_in_prepare", "stall_s": 4}}});
+    let r = run_distributed(2, d.path(), &c, T);
+    assert!(
+        r[1].elapsed_s >= 4.0,
+        "rank 1 waited {} s for rank 0's prepare",
+        r[1].elapsed_s
+    );
+}
+
+#[test]
+fn a_process_left_holding_a_ranks_output_does_not_hang_the_launcher() {
+    // A rank that exits 0 but leaves a background process holding its
+    // stdout: the launcher waits briefly for the output, then says so.
+    let limit = Duration::from_secs(20); // a hang fails here instead of blocking
+    let out = run_command(
+        xlm(&[
+            "launch",
+            "--nproc-per-node",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 15 & exit 0",
+        ]),
+        limit,
+    );
+    assert!(!out.timed_out, "xlm launch hung: {out:?}");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(0), "{out:?}");
+    assert!(out.elapsed < Duration::from_secs(10), "{out:?}");
+    assert!(out.stdout.contains("[rank 0] started"), "{out:?}");
+    assert!(
+        out.stderr.contains("rank(s) [0] ended") && out.stderr.contains("holds their output open"),
+        "{out:?}"
+    );
+    // A failing rank's background process is stopped with it (its process
+    // group gets SIGTERM), and so is a rank's child when the launch times out.
+    for (cmd, code) in [
+        ("sleep 15 & exit 3", xlm_dist::launch::EXIT_RANK_FAILED),
+        ("sleep 15 & wait", xlm_dist::launch::EXIT_TIMEOUT),
+    ] {
+        let out = run_command(
+            xlm(&[
+                "launch",
+                "--nproc-per-node",
+                "2",
+                "--timeout",
+                "1",
+                "--grace",
+                "1",
+                "--",
+                "sh",
+                "-c",
+                cmd,
+            ]),
+            limit,
+        );
+        assert!(!out.timed_out, "xlm launch hung: {out:?}");
+        assert_eq!(out.status.and_then(|s| s.code()), Some(code), "{out:?}");
+        assert!(out.elapsed < Duration::from_secs(10), "{out:?}");
+        assert!(!out.stderr.contains("holds their output open"), "{out:?}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_naming_the_flag() {
+    for (args, flag) in [
+        (
+            &[
+                "launch",
+                "--nproc-per-node",
+                "1",
+                "--timeout",
+                "-1",
+                "--",
+                "true",
+            ][..],
+            "--timeout",
+        ),
+        (
+            &[
+                "launch",
+                "--nproc-per-node",
+                "1",
+                "--timeout=-1",
+                "--",
+                "true",
+            ],
+            "--timeout",
+        ),
+        (
+            &[
+                "launch",
+                "--nproc-per-node",
+                "1",
+                "--timeout",
+                "nan",
+                "--",
+                "true",
+            ],
+            "--timeout",
+        ),
+        (
+            &[
+                "launch",
+                "--nproc-per-node",
+                "1",
+                "--timeout",
+                "inf",
+                "--",
+                "true",
+            ],
+            "--timeout",
+        ),
+        (
+            &[
+                "launch",
+                "--nproc-per-node",
+                "1",
+                "--timeout",
+                "1e300",
+                "--",
+                "true",
+            ],
+            "--timeout",
+        ),
+        (
+            &[
+                "launch",
+                "--nproc-per-node",
+                "1",
+                "--grace",
+                "-1",
+                "--",
+                "true",
+            ],
+            "--grace",
+        ),
+        (
+            &[
+                "launch",
+                "--nproc-per-node",
+                "1",
+                "--grace",
+                "NaN",
+                "--",
+                "true",
+            ],
+            "--grace",
+        ),
+        (
+            &["launch", "--nproc-per-node", "0", "--", "true"],
+            "--nproc-per-node",
+        ),
+        (&["launch", "--nproc-per-node", "2"], "<COMMAND>"),
+        (&["bench", "--loader-only"], "--cache-dir"),
+        (&["probe"], "--result-dir"),
+        (&["no-such-command"], "no-such-command"),
+        (&[], "Usage"),
+    ] {
+        let out = run_command(xlm(args), T);
+        assert_eq!(
+            out.status.and_then(|s| s.code()),
+            Some(xlm_dist::launch::EXIT_USAGE),
+            "xlm {args:?}: {out:?}"
+        );
+        assert!(out.stderr.contains(flag), "xlm {args:?}: {out:?}");
+        assert!(!out.stderr.contains("panicked"), "xlm {args:?}: {out:?}");
+    }
 }
 
 #[test]

@@ -1,3 +1,4 @@
+use crate::nonce::job_nonce;
 use crate::DistError;
 
 /// Where the rank information came from.
@@ -31,6 +32,10 @@ pub struct RankEnv {
     pub master_port: u16,
     /// Which variables were read.
     pub source: EnvSource,
+    /// The job nonce (see [`job_nonce`](crate::job_nonce)): every rank of
+    /// one run has the same, and the process group refuses connections
+    /// that carry another.
+    pub job_nonce: String,
 }
 
 fn parse(var: &'static str, value: Option<String>) -> Result<Option<usize>, DistError> {
@@ -154,10 +159,13 @@ impl RankEnv {
                         missing: "SLURM_NTASKS",
                     })
                 }
-                _ => Self::single(),
+                _ => return Ok(Self::single()),
             },
         };
-        Ok(env)
+        Ok(Self {
+            job_nonce: job_nonce(&get, &env.master_addr, env.master_port),
+            ..env
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -201,6 +209,7 @@ impl RankEnv {
             master_addr,
             master_port,
             source,
+            job_nonce: String::new(),
         })
     }
 
@@ -214,6 +223,7 @@ impl RankEnv {
             master_addr: "127.0.0.1".into(),
             master_port: 29500,
             source: EnvSource::Single,
+            job_nonce: "single".into(),
         }
     }
 
@@ -262,6 +272,7 @@ mod tests {
             (3, 4, 1, 2)
         );
         assert_eq!(e.master_addr, "gpu07");
+        assert_eq!(e.job_nonce, "master:gpu07:29500");
         assert_eq!(env(&[]).unwrap(), RankEnv::single());
         // torchrun wins inside a SLURM job.
         let e = env(&[

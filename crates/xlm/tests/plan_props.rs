@@ -21,7 +21,7 @@ fn rank_streams(spec: &PlanSpec, epoch: u64) -> Vec<Vec<u64>> {
                 rank: r,
                 ..spec.clone()
             };
-            let stream = s.stream(epoch);
+            let stream = s.stream(epoch).unwrap();
             let n = s.rank_len().unwrap();
             let v: Vec<u64> = (0..n)
                 .map(|j| stream.get(j).expect("within rank_len"))
@@ -158,7 +158,8 @@ fn infinite_streams_cover_each_pass_and_never_end() {
                     rank: r,
                     ..spec.clone()
                 }
-                .stream(0);
+                .stream(0)
+                .unwrap();
                 for j in 0..n * 3 {
                     global[(r + j * w) as usize] = s.get(j).unwrap();
                 }
@@ -212,8 +213,7 @@ fn loader_grid_with_workers_and_packing() {
                                 let s_total = dm.pipeline().unwrap().num_samples();
                                 let per_rank: Vec<Vec<Vec<u64>>> = (0..w)
                                     .map(|r| {
-                                        let loader =
-                                            dm.get_dataloader("train", w > 1, r, w).unwrap();
+                                        let loader = rank_loader(&mut dm, d.path(), "train", r, w);
                                         let b: Vec<_> = loader.iter().map(|b| b.unwrap()).collect();
                                         assert_eq!(Some(b.len() as u64), loader.num_batches());
                                         if packing {
@@ -283,7 +283,7 @@ fn packed_blocks_hold_every_token_once() {
         let mut stream: Vec<i64> = Vec::new();
         for i in r {
             stream.push(4);
-            stream.extend(table.row(i).list("token_ids").unwrap());
+            stream.extend(table.row(i).unwrap().list("token_ids").unwrap());
             stream.push(3);
         }
         stream.resize(stream.len().div_ceil(8) * 8, 0);

@@ -9,7 +9,7 @@ use common::*;
 use serde_json::json;
 use std::sync::Arc;
 use xlm::data::{Example, Value};
-use xlm::manager::{ConfigError, DatasetManager, DatasetManagerConfig, Stage};
+use xlm::manager::{ConfigError, DatasetManager, DatasetManagerConfig, LoaderType, Stage};
 use xlm::registry::{ProcessError, Registry};
 use xlm::source::{synthetic_table, MemoryRegistry};
 
@@ -132,7 +132,9 @@ fn prepare_with_cache_returns_it_only_when_load() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        t.rows().map(|e| e.int("id").unwrap()).collect::<Vec<_>>(),
+        t.rows()
+            .map(|e| e.unwrap().int("id").unwrap())
+            .collect::<Vec<_>>(),
         (0..17).collect::<Vec<_>>()
     );
 }
@@ -157,7 +159,7 @@ fn rewrite_picks_up_a_changed_registry_entry() {
     assert_eq!(
         fresh
             .rows()
-            .map(|e| e.int("id").unwrap())
+            .map(|e| e.unwrap().int("id").unwrap())
             .collect::<Vec<_>>(),
         [500, 501, 502]
     );
@@ -261,7 +263,9 @@ fn train_test_split_sides_are_disjoint_complements_and_deterministic() {
             .prepare_data(&prepare_args(d.path(), true))
             .unwrap()
             .unwrap();
-        t.rows().map(|e| e.int("id").unwrap()).collect::<Vec<_>>()
+        t.rows()
+            .map(|e| e.unwrap().int("id").unwrap())
+            .collect::<Vec<_>>()
     };
     let train = side("train", "mem/raw_large/train", 1);
     let test = side("test", "mem/raw_large/test", 1);
@@ -278,7 +282,7 @@ fn train_test_split_sides_are_disjoint_complements_and_deterministic() {
     assert_eq!(
         again
             .rows()
-            .map(|e| e.int("id").unwrap())
+            .map(|e| e.unwrap().int("id").unwrap())
             .collect::<Vec<_>>(),
         test
     );
@@ -290,7 +294,7 @@ fn train_test_split_sides_are_disjoint_complements_and_deterministic() {
         sorted(
             &other_seed
                 .rows()
-                .map(|e| e.int("id").unwrap())
+                .map(|e| e.unwrap().int("id").unwrap())
                 .collect::<Vec<_>>()
         ),
         sorted(&test)
@@ -524,7 +528,7 @@ fn train_ddp_iterable_drops_shuffle_with_a_warning_and_splits() {
         None,
     );
     ready(&mut dm, d.path());
-    let r0 = ids(&dm.get_dataloader("train", true, 0, 2).unwrap());
+    let r0 = ids(&rank_loader(&mut dm, d.path(), "train", 0, 2));
     assert!(
         dm.warnings()
             .iter()
@@ -532,7 +536,7 @@ fn train_ddp_iterable_drops_shuffle_with_a_warning_and_splits() {
         "{:?}",
         dm.warnings()
     );
-    let r1 = ids(&dm.get_dataloader("train", true, 1, 2).unwrap());
+    let r1 = ids(&rank_loader(&mut dm, d.path(), "train", 1, 2));
     assert_eq!(r0.len(), 30);
     assert_eq!(r1.len(), 30);
     assert_eq!(sorted(&[r0, r1].concat()), (1000..1060).collect::<Vec<_>>());
@@ -544,7 +548,7 @@ fn train_ddp_map_style_is_a_distributed_sampler() {
     let mut dm = manager(json!({"dataloader_kwargs": {"batch_size": 3}}), None);
     ready(&mut dm, d.path());
     let per: Vec<Vec<i64>> = (0..2)
-        .map(|r| ids(&dm.get_dataloader("train", true, r, 2).unwrap()))
+        .map(|r| ids(&rank_loader(&mut dm, d.path(), "train", r, 2)))
         .collect();
     assert_eq!(per[0].len(), 9);
     assert_eq!(per[1].len(), 9);
@@ -559,7 +563,7 @@ fn train_ddp_map_style_is_a_distributed_sampler() {
     let mut dm = manager(json!({"ddp_remainder": "drop"}), None);
     ready(&mut dm, d.path());
     let n: Vec<usize> = (0..2)
-        .map(|r| ids(&dm.get_dataloader("train", true, r, 2).unwrap()).len())
+        .map(|r| ids(&rank_loader(&mut dm, d.path(), "train", r, 2)).len())
         .collect();
     assert_eq!(n, [8, 8]);
 }
@@ -650,7 +654,7 @@ fn make_infinite_keeps_going() {
         None,
     );
     ready(&mut dm, d.path());
-    let loader = dm.get_dataloader("train", true, 1, 2).unwrap();
+    let loader = rank_loader(&mut dm, d.path(), "train", 1, 2);
     assert_eq!(loader.num_batches(), None);
     let got: Vec<i64> = loader
         .iter()
@@ -706,7 +710,7 @@ fn worker_count_does_not_change_batches() {
             None,
         );
         ready(&mut dm, d.path());
-        batch_ids(&dm.get_dataloader("train", true, 1, 2).unwrap())
+        batch_ids(&rank_loader(&mut dm, d.path(), "train", 1, 2))
     };
     let base = run(0);
     for w in 1..=4 {
@@ -828,4 +832,169 @@ fn yaml_configs_mean_the_same_as_json() {
     let e =
         DatasetManagerConfig::from_yaml("full_name: mem/raw/train\nshufle_seed: 1\n").unwrap_err();
     assert!(e.to_string().contains("shufle_seed"), "{e}");
+}
+
+#[test]
+fn a_panicking_worker_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let mut reg = Registry::builtin();
+    reg.register_processor(
+        "panic_on_5",
+        Arc::new(
+            |e: Example, _: &xlm::registry::Ctx, _: &xlm::registry::Kwargs| {
+                if e.int("id").ok() == Some(5) {
+                    panic!("row 5 blew up");
+                }
+                Ok(e)
+            },
+        ),
+        Some(vec![]),
+    );
+    let mut dm = DatasetManager::builder(config(json!({"on_the_fly_processor": "panic_on_5", "dataloader_kwargs": {"batch_size": 2, "num_workers": 2}})))
+        .registry(Arc::new(reg))
+        .build()
+        .unwrap();
+    ready(&mut dm, d.path());
+    let loader = dm.dataloader(LoaderType::Val).unwrap();
+    let items: Vec<_> = loader.iter().collect();
+    let e = items
+        .iter()
+        .find_map(|i| i.as_ref().err())
+        .expect("the panic surfaces as an error")
+        .to_string();
+    assert!(
+        e.contains("worker thread `xlm-val-worker-0`") && e.contains("row 5 blew up"),
+        "{e}"
+    );
+    assert!(items.last().unwrap().is_err(), "nothing after the failure");
+}
+
+// ---------------------------------------------------------------- embedding API
+
+#[test]
+fn setup_remembers_the_rank_and_get_dataloader_must_agree() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dm = manager(json!({"dataloader_kwargs": {"batch_size": 3}}), None);
+    let e = dm.dataloader(LoaderType::Train).unwrap_err().to_string();
+    assert!(e.contains("setup"), "a loader before setup: {e}");
+    dm.prepare_data(&prepare_args(d.path(), false)).unwrap();
+    dm.setup(Stage::Fit, &setup_args(d.path(), 8, true, 1, 2))
+        .unwrap();
+    let typed = ids(&dm.dataloader(LoaderType::Train).unwrap());
+    let compat = ids(&dm.get_dataloader("train", true, 1, 2).unwrap());
+    assert_eq!(typed, compat);
+    assert_eq!(typed.len(), 9);
+    for (is_ddp, rank, world) in [(true, 0, 2), (true, 1, 3), (false, 0, 1)] {
+        let e = dm
+            .get_dataloader("train", is_ddp, rank, world)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("setup was given is_ddp=true, rank=1, world_size=2")
+                && e.contains(&format!("rank={rank}, world_size={world}")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn setup_rejects_a_rank_outside_the_world() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dm = manager(json!({}), None);
+    dm.prepare_data(&prepare_args(d.path(), false)).unwrap();
+    for (rank, world) in [(0, 0), (2, 2), (5, 1)] {
+        let e = dm
+            .setup(Stage::Fit, &setup_args(d.path(), 8, true, rank, world))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("rank {rank} is not below world_size {world}")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn out_of_range_loader_options_name_the_key() {
+    for (kw, key) in [
+        (json!({"batch_size": 0}), "dataloader_kwargs.batch_size"),
+        (
+            json!({"prefetch_factor": 0}),
+            "dataloader_kwargs.prefetch_factor",
+        ),
+        (
+            json!({"num_workers": 5000}),
+            "dataloader_kwargs.num_workers",
+        ),
+    ] {
+        let e = build_err(json!({ "dataloader_kwargs": kw }));
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    use xlm::loader::{LoaderError, LoaderOptions};
+    let ok = LoaderOptions {
+        batch_size: 2,
+        drop_last: false,
+        num_workers: 0,
+        prefetch: 2,
+    };
+    assert!(ok.validate().is_ok());
+    for (bad, key) in [
+        (
+            LoaderOptions {
+                batch_size: 0,
+                ..ok
+            },
+            "batch_size",
+        ),
+        (LoaderOptions { prefetch: 0, ..ok }, "prefetch_factor"),
+        (
+            LoaderOptions {
+                num_workers: 1025,
+                ..ok
+            },
+            "num_workers",
+        ),
+    ] {
+        match bad.validate() {
+            Err(LoaderError::Invalid { key: k, .. }) => assert_eq!(k, key),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn plans_with_no_ranks_or_a_rank_outside_are_errors_not_panics() {
+    use xlm::plan::{OrderKind, PlanError, PlanSpec, Remainder};
+    let plan = PlanSpec {
+        num_samples: 10,
+        order: OrderKind::Permuted,
+        seed: 1,
+        world_size: 0,
+        rank: 0,
+        remainder: Remainder::Pad,
+        infinite: false,
+        start: 0,
+    };
+    assert_eq!(plan.validate(), Err(PlanError::ZeroWorld));
+    assert!(plan.stream(0).is_err());
+    assert_eq!(plan.num_batches(0, false), Some(10), "no division by zero");
+    let plan = PlanSpec {
+        world_size: 2,
+        rank: 2,
+        ..plan
+    };
+    assert!(plan.stream(0).unwrap_err().to_string().contains("rank = 2"));
+    let shards = PlanSpec {
+        rank: 0,
+        order: OrderKind::Stream {
+            shard_sizes: Arc::new(vec![3, 3]),
+            shuffle_buffer: None,
+        },
+        ..plan
+    };
+    assert!(shards
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("add up to 6"));
 }

@@ -17,7 +17,8 @@ pub struct InspectArgs {
     /// Decode token columns with the SimpleSpaceTokenizer test vocabulary.
     #[arg(long)]
     pub simple_vocab: bool,
-    /// Also check every checksum (reads the whole cache).
+    /// Also check every checksum and every row: offsets in order and in
+    /// bounds, text UTF-8 (reads the whole cache).
     #[arg(long)]
     pub verify: bool,
     /// Print JSON.
@@ -37,7 +38,7 @@ impl InspectArgs {
             (None, true) => Some(TokenizerConfig::default().build()?),
             (None, false) => None,
         };
-        let s = summarize(&table, self.examples, tokenizer.as_deref());
+        let s = summarize(&table, self.examples, tokenizer.as_deref())?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&s)?);
         } else {
@@ -45,7 +46,7 @@ impl InspectArgs {
                 "cache: {}{}",
                 self.cache.display(),
                 if self.verify {
-                    " (checksums verified)"
+                    " (checksums verified, every row checked)"
                 } else {
                     ""
                 }

@@ -59,3 +59,17 @@ pub enum Command {
     /// Run one rank of a pipeline config and write `rank_<RANK>.json` (check a config before training).
     Probe(ProbeArgs),
 }
+
+impl Command {
+    /// Argument combinations clap does not check. `Err((subcommand,
+    /// message))` is a usage error, which the binary reports like clap's own
+    /// (exit code 2).
+    pub fn check_usage(&self) -> Result<(), (&'static str, String)> {
+        match self {
+            Command::Bench(b) if b.loader_only && b.cache_dir.is_none() => {
+                Err(("bench", "--loader-only needs --cache-dir".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}

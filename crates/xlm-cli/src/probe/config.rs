@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::time::Duration;
 use xlm::manager::{DatasetManagerConfig, Stage};
 use xlm::tokenizer::TokenizerConfig;
 
@@ -68,12 +69,19 @@ pub struct ProbeRun {
     /// Loader type (default `train`).
     #[serde(default = "train")]
     pub loader: String,
-    /// Timeout of every collective (barrier, all-gather), in seconds (default 60).
+    /// Timeout of collectives other than the barrier after `prepare_data`,
+    /// in seconds (default 60). The probe runs no other collective today;
+    /// the field is kept for configs and for collectives to come.
     #[serde(default = "sixty")]
     pub timeout_s: f64,
     /// Timeout for every rank to join the process group, in seconds (default 60).
     #[serde(default = "sixty")]
     pub rendezvous_timeout_s: f64,
+    /// Timeout of the barrier after `prepare_data`, where the other ranks
+    /// wait for local rank 0 to prepare the cache, in seconds (default 1800,
+    /// torch's default process-group timeout).
+    #[serde(default = "half_hour")]
+    pub prepare_timeout_s: f64,
     /// Fault injection, to test failure handling.
     #[serde(default)]
     pub fault: Option<Fault>,
@@ -100,6 +108,45 @@ fn train() -> String {
 fn sixty() -> f64 {
     60.0
 }
+fn half_hour() -> f64 {
+    1800.0
+}
+
+/// Longest timeout a probe config may set: 365 days.
+const MAX_TIMEOUT_S: f64 = 365.0 * 24.0 * 3600.0;
+
+/// The probe's timeouts, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Every rank joins the process group (`run.rendezvous_timeout_s`).
+    pub rendezvous: Duration,
+    /// Collectives other than the one below (`run.timeout_s`).
+    pub collective: Duration,
+    /// The barrier after `prepare_data` (`run.prepare_timeout_s`).
+    pub prepare: Duration,
+}
+
+fn seconds(field: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 && v <= MAX_TIMEOUT_S {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!(
+            "run.{field} must be a number of seconds more than 0 and at most {MAX_TIMEOUT_S}, not {v}"
+        ))
+    }
+}
+
+impl ProbeRun {
+    /// The timeouts; a value that is not a positive, finite number of
+    /// seconds (at most 365 days) is an error naming its field.
+    pub fn timeouts(&self) -> Result<Timeouts, String> {
+        Ok(Timeouts {
+            rendezvous: seconds("rendezvous_timeout_s", self.rendezvous_timeout_s)?,
+            collective: seconds("timeout_s", self.timeout_s)?,
+            prepare: seconds("prepare_timeout_s", self.prepare_timeout_s)?,
+        })
+    }
+}
 
 impl Default for ProbeRun {
     fn default() -> Self {
@@ -115,7 +162,7 @@ pub struct Fault {
     pub rank: usize,
     /// How.
     pub kind: FaultKind,
-    /// Seconds to stall for `stall_before_barrier` (default 5).
+    /// Seconds to stall for `stall_before_barrier` and `stall_in_prepare` (default 5).
     #[serde(default)]
     pub stall_s: Option<f64>,
 }
@@ -130,4 +177,7 @@ pub enum FaultKind {
     Sigkill,
     /// Sleep before the post-prepare barrier (the others time out).
     StallBeforeBarrier,
+    /// Sleep inside the prepare step, as a slow `prepare_data` would (only
+    /// on a local rank 0, which prepares; elsewhere nothing happens).
+    StallInPrepare,
 }

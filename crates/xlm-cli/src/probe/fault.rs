@@ -19,9 +19,18 @@ pub(super) fn inject_after_join(fault: &Fault, rank: usize) -> Result<(), String
                 libc::kill(libc::getpid(), libc::SIGKILL);
             }
         }
-        FaultKind::StallBeforeBarrier => {}
+        FaultKind::StallBeforeBarrier | FaultKind::StallInPrepare => {}
     }
     let _ = rank;
+    Ok(())
+}
+
+/// Runs `fault` on the rank that prepares, before `prepare_data`.
+pub(super) fn inject_in_prepare(fault: &Fault) -> Result<(), String> {
+    enabled(fault)?;
+    if fault.kind == FaultKind::StallInPrepare {
+        stall(fault);
+    }
     Ok(())
 }
 
@@ -29,11 +38,20 @@ pub(super) fn inject_after_join(fault: &Fault, rank: usize) -> Result<(), String
 pub(super) fn inject_before_barrier(fault: &Fault) -> Result<(), String> {
     enabled(fault)?;
     if fault.kind == FaultKind::StallBeforeBarrier {
-        std::thread::sleep(std::time::Duration::from_secs_f64(
-            fault.stall_s.unwrap_or(5.0).clamp(0.0, 3600.0),
-        ));
+        stall(fault);
     }
     Ok(())
+}
+
+fn stall(fault: &Fault) {
+    let s = fault.stall_s.unwrap_or(5.0);
+    // NaN (from YAML) would panic in from_secs_f64: treat it as no stall.
+    let s = if s.is_nan() {
+        0.0
+    } else {
+        s.clamp(0.0, 3600.0)
+    };
+    std::thread::sleep(std::time::Duration::from_secs_f64(s));
 }
 
 fn enabled(fault: &Fault) -> Result<(), String> {

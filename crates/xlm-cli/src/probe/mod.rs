@@ -4,15 +4,16 @@
 //!
 //! The probe reads its rank from the environment (torchrun or SLURM
 //! variables), joins the process group, lets local rank 0 run
-//! `prepare_data` while the others wait, sets up, iterates the configured
-//! epochs, and writes `<result_dir>/rank_<RANK>.json` atomically. Any error
-//! or panic still writes the file, with `ok: false` and the error text.
+//! `prepare_data` while the others wait (up to `run.prepare_timeout_s`),
+//! sets up, iterates the configured epochs, and writes
+//! `<result_dir>/rank_<RANK>.json` atomically. Any error or panic still
+//! writes the file, with `ok: false` and the error text.
 
 mod config;
 mod fault;
 mod result;
 mod run;
 
-pub use config::{Fault, FaultKind, ProbeConfig, ProbeRun, ProbeSetup};
+pub use config::{Fault, FaultKind, ProbeConfig, ProbeRun, ProbeSetup, Timeouts};
 pub use result::{read_result, result_path, write_result, EpochRecord, RankResult};
 pub use run::run_probe;

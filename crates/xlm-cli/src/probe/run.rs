@@ -1,7 +1,7 @@
 use super::result::write_atomic;
 use super::{EpochRecord, ProbeConfig, RankResult};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use xlm::loader::LoaderState;
 use xlm::manager::{DatasetManager, PrepareArgs, SetupArgs};
 use xlm_dist::{ProcessGroup, RankEnv};
@@ -60,7 +60,7 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
     if let Some(seed) = cfg.run.seed {
         cfg.dsm_kwargs.shuffle_seed = seed;
     }
-    let timeout = Duration::from_secs_f64(cfg.run.timeout_s.max(0.001));
+    let timeouts = cfg.run.timeouts()?;
     let tokenizer = cfg
         .tokenizer
         .build()
@@ -71,14 +71,16 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
         .manual_cache_dir
         .clone()
         .unwrap_or_else(|| result_dir.join("cache"));
-    let rendezvous = Duration::from_secs_f64(cfg.run.rendezvous_timeout_s.max(0.001));
-    let mut group = ProcessGroup::connect(env, rendezvous).map_err(|e| e.to_string())?;
+    let mut group = ProcessGroup::connect(env, timeouts.rendezvous).map_err(|e| e.to_string())?;
     let fault = cfg.run.fault.clone().filter(|f| f.rank == env.rank);
     if let Some(f) = &fault {
         super::fault::inject_after_join(f, env.rank)?;
     }
     // Local rank 0 prepares while the others wait; every rank learns whether it worked.
     let prepared = if env.local_rank == 0 {
+        if let Some(f) = &fault {
+            super::fault::inject_in_prepare(f)?;
+        }
         let args = PrepareArgs {
             manual_cache_dir: cache_dir.clone(),
             tokenizer: Some(tokenizer.clone()),
@@ -96,8 +98,14 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
         super::fault::inject_before_barrier(f)?;
     }
     let status = prepared.clone().err().unwrap_or_default();
+    // The others wait here while local rank 0 prepares: the long prepare
+    // timeout, not the collective one.
     let statuses = group
-        .all_gather_named("barrier after prepare_data", status.as_bytes(), timeout)
+        .all_gather_named(
+            "barrier after prepare_data",
+            status.as_bytes(),
+            timeouts.prepare,
+        )
         .map_err(|e| e.to_string())?;
     if let Some(bad) = statuses.iter().find(|s| !s.is_empty()) {
         return Err(String::from_utf8_lossy(bad).into_owned());

@@ -43,6 +43,8 @@ pub struct Output {
     pub stdout: String,
     pub stderr: String,
     pub timed_out: bool,
+    /// From start to exit (or to the kill at the limit).
+    pub elapsed: Duration,
 }
 
 /// Runs `cmd` with a wall-clock limit, capturing both streams.
@@ -64,7 +66,8 @@ pub fn run_command(mut cmd: Command, timeout: Duration) -> Output {
     };
     let out = pipe(Box::new(child.stdout.take().expect("piped")));
     let err = pipe(Box::new(child.stderr.take().expect("piped")));
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let deadline = start + timeout;
     let (status, timed_out) = loop {
         if let Some(s) = child.try_wait().expect("wait") {
             break (Some(s), false);
@@ -75,12 +78,14 @@ pub fn run_command(mut cmd: Command, timeout: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    let elapsed = start.elapsed();
     Output {
         command,
         status,
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
         timed_out,
+        elapsed,
     }
 }
 

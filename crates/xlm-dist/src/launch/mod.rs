@@ -1,18 +1,25 @@
 //! `xlm launch`: the torchrun analogue for one machine.
 //!
-//! Starts N copies of a command with a per-rank environment (RANK,
-//! WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, and
-//! OMP/MKL threads = 1), prefixes every output line with its rank, and
-//! watches the ranks: when one exits non-zero or dies from a signal, the
-//! others get SIGTERM, then SIGKILL after a grace period, and the launch
+//! Starts N copies of a command, each in its own process group, with a
+//! per-rank environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
+//! MASTER_ADDR, MASTER_PORT, a fresh `XLM_JOB_NONCE`, and OMP/MKL threads
+//! = 1), prefixes every output line with its rank, and watches the ranks:
+//! when one exits non-zero or dies from a signal, the others' process
+//! groups get SIGTERM, then SIGKILL after a grace period, and the launch
 //! fails naming the rank and how it ended. SIGINT/SIGTERM to the launcher
 //! are forwarded the same way.
 
+mod options;
+mod output;
+mod ranks;
 mod signals;
 
-use std::io::{BufRead, BufReader, Write};
+pub use options::{parse_seconds, LaunchOptions, MAX_GRACE_S, MAX_TIMEOUT_S};
+
+use output::Output;
+use ranks::Ranks;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -27,6 +34,10 @@ pub const EXIT_TIMEOUT: i32 = 3;
 /// Exit code: the launcher was interrupted (SIGINT/SIGTERM) and stopped the ranks.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
+/// How long the launcher waits for the ranks' output after they ended
+/// (a process a rank left running may hold the pipe open indefinitely).
+pub const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+
 /// How one rank ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RankEnd {
@@ -36,6 +47,16 @@ pub enum RankEnd {
     Signaled(i32),
     /// Stopped by the launcher after another rank failed, a timeout or an interrupt.
     Stopped,
+}
+
+impl RankEnd {
+    fn from_status(status: ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(c), _) => RankEnd::Exited(c),
+            (None, Some(s)) => RankEnd::Signaled(s),
+            _ => RankEnd::Exited(-1),
+        }
+    }
 }
 
 impl std::fmt::Display for RankEnd {
@@ -51,26 +72,42 @@ impl std::fmt::Display for RankEnd {
 /// Why a launch failed.
 #[derive(Debug, Error)]
 pub enum LaunchError {
+    /// A rank failed; the others were stopped.
     #[error("xlm launch: rank {rank} {end}; stopped the other ranks ({summary})")]
     RankFailed {
+        /// The rank blamed.
         rank: usize,
+        /// How it ended.
         end: RankEnd,
+        /// How the others ended.
         summary: String,
     },
+    /// `--timeout` was reached.
     #[error("xlm launch: timed out after {timeout:?}; rank(s) {running:?} were still running and were stopped")]
     Timeout {
+        /// The timeout.
         timeout: Duration,
+        /// The ranks that were still running.
         running: Vec<usize>,
     },
+    /// The launcher got SIGINT or SIGTERM.
     #[error("xlm launch: interrupted by signal {0}; stopped every rank")]
     Interrupted(i32),
+    /// A rank's command could not be started.
     #[error("xlm launch: cannot start `{command}` for rank {rank}: {source}")]
     Spawn {
+        /// The program.
         command: String,
+        /// The rank.
         rank: usize,
+        /// The error.
         #[source]
         source: std::io::Error,
     },
+    /// Bad options (exit code 2).
+    #[error("xlm launch: {0}")]
+    Usage(String),
+    /// Something around the ranks failed (e.g. no free port).
     #[error("xlm launch: {0}")]
     Setup(String),
 }
@@ -81,26 +118,10 @@ impl LaunchError {
         match self {
             LaunchError::Timeout { .. } => EXIT_TIMEOUT,
             LaunchError::Interrupted(_) => EXIT_INTERRUPTED,
+            LaunchError::Usage(_) => EXIT_USAGE,
             _ => EXIT_RANK_FAILED,
         }
     }
-}
-
-/// What to launch.
-#[derive(Debug, Clone)]
-pub struct LaunchOptions {
-    /// Ranks to start.
-    pub nproc_per_node: usize,
-    /// Rendezvous address given to the ranks.
-    pub master_addr: String,
-    /// Rendezvous port (`None`: a free one).
-    pub master_port: Option<u16>,
-    /// Stop everything after this long.
-    pub timeout: Option<Duration>,
-    /// Time between SIGTERM and SIGKILL when stopping ranks.
-    pub grace: Duration,
-    /// The command and its arguments.
-    pub command: Vec<String>,
 }
 
 /// A free TCP port on `addr` (bind port 0, read it, release it).
@@ -108,79 +129,9 @@ pub fn free_port(addr: &str) -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind((addr, 0))?.local_addr()?.port())
 }
 
-fn forward(
-    rank: usize,
-    stream: impl std::io::Read + Send + 'static,
-    to_stderr: bool,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).split(b'\n') {
-            let Ok(line) = line else { break };
-            let text = String::from_utf8_lossy(&line);
-            if to_stderr {
-                let _ = writeln!(std::io::stderr().lock(), "[rank {rank}] {text}");
-            } else {
-                let _ = writeln!(std::io::stdout().lock(), "[rank {rank}] {text}");
-            }
-        }
-    })
-}
-
-fn end_of(status: ExitStatus) -> RankEnd {
-    match (status.code(), status.signal()) {
-        (Some(c), _) => RankEnd::Exited(c),
-        (None, Some(s)) => RankEnd::Signaled(s),
-        _ => RankEnd::Exited(-1),
-    }
-}
-
-/// Stops every running child: SIGTERM, then SIGKILL after `grace`.
-fn stop_all(children: &mut [Child], ends: &mut [Option<RankEnd>], grace: Duration) {
-    for (c, e) in children.iter().zip(ends.iter()) {
-        if e.is_none() {
-            signals::terminate(c.id());
-        }
-    }
-    let deadline = Instant::now() + grace;
-    loop {
-        let mut running = false;
-        for (c, e) in children.iter_mut().zip(ends.iter_mut()) {
-            if e.is_none() {
-                match c.try_wait() {
-                    Ok(Some(_)) => *e = Some(RankEnd::Stopped),
-                    _ => running = true,
-                }
-            }
-        }
-        if !running {
-            return;
-        }
-        if Instant::now() >= deadline {
-            for (c, e) in children.iter_mut().zip(ends.iter_mut()) {
-                if e.is_none() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    *e = Some(RankEnd::Stopped);
-                }
-            }
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Runs the ranks to completion. Returns the port used on success.
 pub fn launch(opts: &LaunchOptions) -> Result<u16, LaunchError> {
-    if opts.nproc_per_node == 0 {
-        return Err(LaunchError::Setup(
-            "--nproc-per-node must be at least 1".into(),
-        ));
-    }
-    let Some((program, args)) = opts.command.split_first() else {
-        return Err(LaunchError::Setup(
-            "no command given; usage: xlm launch --nproc-per-node N -- CMD ARGS...".into(),
-        ));
-    };
+    opts.validate()?;
     let port = match opts.master_port {
         Some(p) => p,
         None => free_port(&opts.master_addr).map_err(|e| {
@@ -191,56 +142,11 @@ pub fn launch(opts: &LaunchOptions) -> Result<u16, LaunchError> {
         })?,
     };
     signals::install();
-    let n = opts.nproc_per_node;
-    let mut children = Vec::with_capacity(n);
-    let mut forwarders = Vec::new();
-    for rank in 0..n {
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env("RANK", rank.to_string())
-            .env("WORLD_SIZE", n.to_string())
-            .env("LOCAL_RANK", rank.to_string())
-            .env("LOCAL_WORLD_SIZE", n.to_string())
-            .env("GROUP_RANK", "0")
-            .env("MASTER_ADDR", &opts.master_addr)
-            .env("MASTER_PORT", port.to_string())
-            .env("OMP_NUM_THREADS", "1")
-            .env("MKL_NUM_THREADS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match cmd.spawn() {
-            Ok(mut child) => {
-                forwarders.push(forward(rank, child.stdout.take().expect("piped"), false));
-                forwarders.push(forward(rank, child.stderr.take().expect("piped"), true));
-                children.push(child);
-            }
-            Err(source) => {
-                let mut ends: Vec<Option<RankEnd>> = vec![None; children.len()];
-                stop_all(&mut children, &mut ends, opts.grace);
-                return Err(LaunchError::Spawn {
-                    command: program.clone(),
-                    rank,
-                    source,
-                });
-            }
-        }
-    }
+    let mut output = Output::new();
+    let mut ranks = Ranks::spawn(opts, port, &crate::fresh_nonce(), &mut output)?;
     let start = Instant::now();
-    let mut ends: Vec<Option<RankEnd>> = vec![None; n];
     let outcome = loop {
-        let mut failures = Vec::new();
-        for (rank, (c, e)) in children.iter_mut().zip(ends.iter_mut()).enumerate() {
-            if e.is_none() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    let end = end_of(status);
-                    if end != RankEnd::Exited(0) {
-                        failures.push((rank, end.clone()));
-                    }
-                    *e = Some(end);
-                }
-            }
-        }
+        let failures = ranks.poll();
         // Ranks that fail in the same poll are usually one cause and its
         // echoes (a killed rank, then the peers that lost it): blame a
         // signal death first.
@@ -250,27 +156,21 @@ pub fn launch(opts: &LaunchOptions) -> Result<u16, LaunchError> {
             .or(failures.first())
             .cloned();
         if let Some((rank, end)) = first_failure {
-            stop_all(&mut children, &mut ends, opts.grace);
-            let summary = ends
-                .iter()
-                .enumerate()
-                .filter(|(r, _)| *r != rank)
-                .map(|(r, e)| format!("rank {r} {}", e.as_ref().expect("all ended")))
-                .collect::<Vec<_>>()
-                .join(", ");
+            ranks.stop(opts.grace);
+            let summary = ranks.summary(rank);
             break Err(LaunchError::RankFailed { rank, end, summary });
         }
-        if ends.iter().all(|e| e.is_some()) {
+        if ranks.running().is_empty() {
             break Ok(port);
         }
         if let Some(sig) = signals::received() {
-            stop_all(&mut children, &mut ends, opts.grace);
+            ranks.stop(opts.grace);
             break Err(LaunchError::Interrupted(sig));
         }
         if let Some(t) = opts.timeout {
             if start.elapsed() >= t {
-                let running = (0..n).filter(|&r| ends[r].is_none()).collect();
-                stop_all(&mut children, &mut ends, opts.grace);
+                let running = ranks.running();
+                ranks.stop(opts.grace);
                 break Err(LaunchError::Timeout {
                     timeout: t,
                     running,
@@ -279,8 +179,12 @@ pub fn launch(opts: &LaunchOptions) -> Result<u16, LaunchError> {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    for f in forwarders {
-        let _ = f.join();
+    let held = output.drain(OUTPUT_DRAIN);
+    if !held.is_empty() {
+        eprintln!(
+            "xlm launch: rank(s) {held:?} ended, but a process they started still holds their output open; stopped waiting for it after {OUTPUT_DRAIN:?}"
+        );
     }
+    ranks.reap();
     outcome
 }

@@ -3,13 +3,18 @@
 //!
 //! Invariants:
 //! - A directory is a cache only if its `manifest.json` parses, has this
-//!   format and version, and every file it names has the recorded size.
+//!   format and version, names only plain files inside the directory, and
+//!   every file it names has the size the manifest (checked arithmetic) says.
 //! - Writes are atomic: files are built in a hidden sibling directory,
-//!   fsynced, the manifest is written last, and the directory is renamed into
-//!   place. A crash leaves either the old cache, no cache, or a hidden
-//!   temporary directory that is never taken for a cache.
-//! - Opening costs O(columns), not O(rows): nothing is read but the manifest;
-//!   pages of the column files are faulted in only when rows are read.
+//!   fsynced, the manifest is written last, and the directory is swapped into
+//!   place in one step (`renameat2(RENAME_EXCHANGE)`; two renames where the
+//!   filesystem cannot exchange). A crash leaves the old cache or the new
+//!   one, plus at most a hidden directory that the next writer removes.
+//! - A writer replaces only an xlm cache (or an empty directory): anything
+//!   else at the target is left alone and reported.
+//! - Opening costs O(columns), not O(rows): nothing is read but the manifest
+//!   and the first and last offsets; each row's offsets are checked when the
+//!   row is read, and [`verify`] checks every row and checksum.
 //!
 //! See `docs/cache-format.md` for the layout and why it is not Arrow IPC.
 
@@ -51,6 +56,15 @@ pub enum CacheError {
         /// The file or directory at fault.
         path: PathBuf,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// The target of a cache write holds something that is not an xlm
+    /// cache, so the writer will not replace (delete) it.
+    #[error("{path}: {reason}; xlm only replaces its own caches, so it was left as it is: move or delete it yourself, or point manual_cache_dir elsewhere")]
+    Occupied {
+        /// The target directory.
+        path: PathBuf,
+        /// What is there.
         reason: String,
     },
     /// An I/O operation failed.

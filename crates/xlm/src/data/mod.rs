@@ -18,6 +18,7 @@ pub use table::{
     TokenSlice,
 };
 
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// A value or column had the wrong kind, or a row did not fit its table.
@@ -49,6 +50,22 @@ pub enum DataError {
         /// The offending value.
         value: i64,
     },
+    /// A row of a column cannot be read: its offsets are out of order or
+    /// out of bounds, or its text is not UTF-8. Only a damaged or hostile
+    /// cache has such rows (tables built in memory never do); `path` names
+    /// the file at fault.
+    #[error("{}column `{column}`, row {row}: {reason}{}", file_prefix(path.as_deref()), damaged_hint(path.as_deref()))]
+    Row {
+        /// The column file at fault (offsets file for offsets, data file for
+        /// bytes); `None` for a column built in memory.
+        path: Option<PathBuf>,
+        /// The column.
+        column: String,
+        /// The table row.
+        row: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A row's columns differ from the table's.
     #[error("row {row} has columns [{found}] but the table has [{expected}]; every row needs the same columns")]
     Columns {
@@ -59,4 +76,17 @@ pub enum DataError {
         /// The table's columns.
         expected: String,
     },
+}
+
+fn file_prefix(path: Option<&Path>) -> String {
+    path.map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
+}
+
+fn damaged_hint(path: Option<&Path>) -> &'static str {
+    if path.is_some() {
+        "; the cache is damaged: rebuild it with rewrite_manual_cache=true (`xlm inspect --verify <cache>` checks every row)"
+    } else {
+        ""
+    }
 }

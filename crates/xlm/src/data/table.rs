@@ -1,5 +1,8 @@
 use super::{Bytes, DataError, Example, Value};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The kind of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,11 +31,25 @@ pub struct ColumnSchema {
 
 /// One column: its schema, its data buffer and (for lists and strings) its
 /// row offsets.
+///
+/// Row reads check the row's two offsets (in order, within the data) and,
+/// for text, UTF-8, so a damaged cache gives a [`DataError::Row`] naming the
+/// file and row, never a panic or bytes of another row.
 #[derive(Debug, Clone)]
 pub struct Column {
     schema: ColumnSchema,
     data: Bytes,
     offsets: Option<Bytes>,
+    /// Elements (ids, text bytes, integers) `data` holds: the bound of every offset.
+    elements: u64,
+    /// The files the column was mapped from (cache columns), for errors.
+    files: Option<Arc<ColumnFiles>>,
+}
+
+#[derive(Debug)]
+struct ColumnFiles {
+    data: PathBuf,
+    offsets: Option<PathBuf>,
 }
 
 /// Token ids of one row, read in place from the column's buffer.
@@ -122,6 +139,10 @@ pub fn last_u64(buf: &[u8]) -> u64 {
 }
 
 /// Little-endian u16 ids rewritten as little-endian u32 ids.
+///
+/// `bytes` must hold whole ids (an even number of bytes); an odd trailing
+/// byte is ignored. A stream read in pieces must carry an odd trailing byte
+/// over to the next piece (the cache writer does).
 pub fn widen_u16_to_u32(bytes: &[u8]) -> Vec<u8> {
     bytes
         .chunks_exact(2)
@@ -133,11 +154,32 @@ impl Column {
     /// Assembles a column from its parts; the cache reader checks sizes
     /// before calling this.
     pub fn from_parts(schema: ColumnSchema, data: Bytes, offsets: Option<Bytes>) -> Self {
+        let elements = (data.len() / (schema.width.max(1) as usize)) as u64;
         Self {
             schema,
             data,
             offsets,
+            elements,
+            files: None,
         }
+    }
+
+    /// Records the files the column was mapped from, so that row errors name
+    /// them (the cache reader calls this).
+    pub fn with_files(mut self, data: PathBuf, offsets: Option<PathBuf>) -> Self {
+        self.files = Some(Arc::new(ColumnFiles { data, offsets }));
+        self
+    }
+
+    /// The data file the column was mapped from (`None` when built in memory).
+    pub fn data_file(&self) -> Option<&Path> {
+        self.files.as_deref().map(|f| f.data.as_path())
+    }
+
+    /// The offsets file the column was mapped from (`None` when built in
+    /// memory or without offsets).
+    pub fn offsets_file(&self) -> Option<&Path> {
+        self.files.as_deref().and_then(|f| f.offsets.as_deref())
     }
 
     /// Schema of the column.
@@ -155,47 +197,153 @@ impl Column {
         self.offsets.as_ref()
     }
 
-    fn range(&self, row: usize) -> (usize, usize) {
-        let off = self
-            .offsets
-            .as_ref()
-            .expect("list or text column has offsets");
-        (read_u64(off, row) as usize, read_u64(off, row + 1) as usize)
+    /// Elements the data buffer holds: ids (token column), bytes (text) or
+    /// integers. Every row offset must be at most this.
+    pub fn elements(&self) -> u64 {
+        self.elements
     }
 
-    /// Integer of `row` (int64 column).
+    /// An error about `row` of this column, naming its offsets file (or its
+    /// data file when it has none). For readers that find a row's offsets
+    /// inconsistent with something else (e.g. the packing index).
+    #[cold]
+    pub fn row_error(&self, row: usize, reason: impl Into<String>) -> DataError {
+        let path = self
+            .files
+            .as_deref()
+            .map(|f| f.offsets.clone().unwrap_or_else(|| f.data.clone()));
+        DataError::Row {
+            path,
+            column: self.schema.name.clone(),
+            row,
+            reason: reason.into(),
+        }
+    }
+
+    /// An error about the bytes of `row`, naming the data file.
+    #[cold]
+    fn data_error(&self, row: usize, reason: String) -> DataError {
+        DataError::Row {
+            path: self.files.as_deref().map(|f| f.data.clone()),
+            column: self.schema.name.clone(),
+            row,
+            reason,
+        }
+    }
+
+    /// Offsets `row` and `row + 1`, if the offsets buffer has them.
+    #[inline]
+    fn raw_offsets(&self, row: usize) -> Option<(u64, u64)> {
+        let off = self.offsets.as_ref()?;
+        let at = row.checked_mul(8)?;
+        let b = off.get(at..at.checked_add(16)?)?;
+        Some((
+            u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(b[8..].try_into().expect("8 bytes")),
+        ))
+    }
+
+    /// Element range of `row`, checked: two comparisons on the offsets read.
+    #[inline]
+    fn range(&self, row: usize) -> Result<(usize, usize), DataError> {
+        match self.raw_offsets(row) {
+            Some((a, z)) if a <= z && z <= self.elements => Ok((a as usize, z as usize)),
+            _ => Err(self.range_error(row)),
+        }
+    }
+
+    #[cold]
+    fn range_error(&self, row: usize) -> DataError {
+        let Some(off) = &self.offsets else {
+            return DataError::Kind {
+                column: self.schema.name.clone(),
+                expected: "token list or string",
+                found: "int64",
+            };
+        };
+        match self.raw_offsets(row) {
+            None => self.row_error(
+                row,
+                format!(
+                    "row is out of range: the offsets hold {} rows",
+                    (off.len() / 8).saturating_sub(1)
+                ),
+            ),
+            Some((a, z)) if a > z => self.row_error(
+                row,
+                format!("offsets decrease ({a} then {z}); offsets must never decrease"),
+            ),
+            Some((a, z)) => self.row_error(
+                row,
+                format!(
+                    "offsets {a}..{z} run past the end of the data, which holds {} elements",
+                    self.elements
+                ),
+            ),
+        }
+    }
+
+    /// Element range of `row` (ids of a token column, bytes of a text
+    /// column), checked against the data.
+    pub fn row_range(&self, row: usize) -> Result<Range<usize>, DataError> {
+        self.range(row).map(|(a, z)| a..z)
+    }
+
+    /// Checks that `row` can be read: offsets in order and in bounds, and
+    /// text UTF-8 (what every accessor checks; `verify` runs it on every row).
+    pub fn check_row(&self, row: usize) -> Result<(), DataError> {
+        match self.schema.kind {
+            ColumnKind::Int64 => Ok(()),
+            ColumnKind::Tokens => self.range(row).map(|_| ()),
+            ColumnKind::Text => self.text(row).map(|_| ()),
+        }
+    }
+
+    /// Integer of `row` (int64 column). The cache reader checks that the
+    /// column holds one per row, so this cannot fail for `row < len`.
+    ///
+    /// # Panics
+    /// If `row` is not a row of the column.
     pub fn int(&self, row: usize) -> i64 {
         i64::from_le_bytes(self.data[8 * row..8 * row + 8].try_into().expect("8 bytes"))
     }
 
     /// Number of elements of `row` (token column) or bytes (text column).
-    pub fn list_len(&self, row: usize) -> usize {
-        let (a, b) = self.range(row);
-        b - a
+    #[inline]
+    pub fn list_len(&self, row: usize) -> Result<usize, DataError> {
+        let (a, b) = self.range(row)?;
+        Ok(b - a)
     }
 
     /// Token ids of `row` (token column), read in place.
-    pub fn tokens(&self, row: usize) -> TokenSlice<'_> {
-        let (a, b) = self.range(row);
+    #[inline]
+    pub fn tokens(&self, row: usize) -> Result<TokenSlice<'_>, DataError> {
+        let (a, b) = self.range(row)?;
         let w = self.schema.width as usize;
+        // In bounds: b <= elements = data.len() / w.
         let bytes = &self.data[a * w..b * w];
-        if w == 2 {
+        Ok(if w == 2 {
             TokenSlice::U16(bytes)
         } else {
             TokenSlice::U32(bytes)
-        }
+        })
     }
 
     /// Hints the CPU to start loading row `row`'s bytes (up to 1 KiB), so a
     /// copy of it a few rows later does not wait on memory. No effect on
-    /// architectures without a prefetch instruction.
+    /// architectures without a prefetch instruction, or for a row that
+    /// cannot be read (reading it reports the error).
     #[inline]
     pub fn prefetch_row(&self, row: usize) {
         #[cfg(target_arch = "x86_64")]
         {
-            let (a, b) = self.range(row);
             let w = self.schema.width as usize;
-            let bytes = &self.data[a * w..b * w];
+            let bytes = match self.raw_offsets(row) {
+                Some((a, z)) if a <= z && z <= self.elements => {
+                    &self.data[a as usize * w..z as usize * w]
+                }
+                _ => return,
+            };
             for line in (0..bytes.len().min(1024)).step_by(64) {
                 // SAFETY: prefetch only hints the cache; the address is in bounds.
                 unsafe {
@@ -209,20 +357,20 @@ impl Column {
         let _ = row;
     }
 
-    /// String of `row` (text column).
-    pub fn text(&self, row: usize) -> &str {
-        let (a, b) = self.range(row);
-        // Text columns are only ever built from `&str`s or checked when a cache is opened.
-        std::str::from_utf8(&self.data[a..b]).unwrap_or("\u{fffd}")
+    /// String of `row` (text column), checked to be UTF-8.
+    pub fn text(&self, row: usize) -> Result<&str, DataError> {
+        let (a, b) = self.range(row)?;
+        std::str::from_utf8(&self.data[a..b])
+            .map_err(|e| self.data_error(row, format!("text is not valid UTF-8 ({e})")))
     }
 
     /// `row` as a [`Value`].
-    pub fn value(&self, row: usize) -> Value {
-        match self.schema.kind {
+    pub fn value(&self, row: usize) -> Result<Value, DataError> {
+        Ok(match self.schema.kind {
             ColumnKind::Int64 => Value::Int(self.int(row)),
-            ColumnKind::Tokens => Value::List(self.tokens(row).to_vec()),
-            ColumnKind::Text => Value::Text(self.text(row).to_string()),
-        }
+            ColumnKind::Tokens => Value::List(self.tokens(row)?.to_vec()),
+            ColumnKind::Text => Value::Text(self.text(row)?.to_string()),
+        })
     }
 }
 
@@ -301,13 +449,19 @@ impl Table {
         self.columns.iter().find(|c| c.schema.name == name)
     }
 
-    /// Row `i` as an example (allocates; the loader's hot path reads columns directly).
-    pub fn row(&self, i: usize) -> Example {
+    /// Row `i` as an example (allocates; the loader's hot path reads columns
+    /// directly). Fails when the row's offsets or text are damaged (a cache
+    /// checks them per row, not at open).
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn row(&self, i: usize) -> Result<Example, DataError> {
+        assert!(i < self.len, "row {i} of a table of {} rows", self.len);
         let mut e = Example::new();
         for c in &self.columns {
-            e.set(&c.schema.name, c.value(i));
+            e.set(&c.schema.name, c.value(i)?);
         }
-        e
+        Ok(e)
     }
 
     /// Releases the resident pages of memory-mapped columns (see [`Bytes::release_pages`]).
@@ -324,44 +478,58 @@ impl Table {
     pub fn list_elements(&self, name: &str) -> u64 {
         self.column(name)
             .and_then(|c| c.offsets())
+            .filter(|o| o.len() >= 8)
             .map(|o| last_u64(o))
             .unwrap_or(0)
     }
 
-    /// Rows `range` as a new table (copies them).
-    pub fn slice(&self, range: std::ops::Range<usize>) -> Table {
-        let columns = self
-            .columns
-            .iter()
-            .map(|c| {
-                let w = c.schema.width as usize;
-                match &c.offsets {
-                    None => Column::from_parts(
-                        c.schema.clone(),
-                        Bytes::owned(c.data[range.start * w..range.end * w].to_vec()),
-                        None,
-                    ),
-                    Some(off) => {
-                        let first = read_u64(off, range.start);
-                        let last = read_u64(off, range.end);
-                        let offsets: Vec<u8> = (range.start..=range.end)
-                            .flat_map(|i| (read_u64(off, i) - first).to_le_bytes())
-                            .collect();
-                        let data = c.data[first as usize * w..last as usize * w].to_vec();
-                        Column::from_parts(
-                            c.schema.clone(),
-                            Bytes::owned(data),
-                            Some(Bytes::owned(offsets)),
-                        )
+    /// Rows `range` as a new table (copies them). Fails when an offset of
+    /// the range is damaged.
+    ///
+    /// # Panics
+    /// If `range` is not within `0..len()`.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<Table, DataError> {
+        assert!(
+            range.start <= range.end && range.end <= self.len,
+            "rows {range:?} of a table of {} rows",
+            self.len
+        );
+        let mut columns = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            let w = c.schema.width as usize;
+            columns.push(match &c.offsets {
+                None => Column::from_parts(
+                    c.schema.clone(),
+                    Bytes::owned(c.data[range.start * w..range.end * w].to_vec()),
+                    None,
+                ),
+                Some(_) => {
+                    // Every row's offsets checked: in order, in bounds.
+                    let mut offsets = Vec::with_capacity((range.len() + 1) * 8);
+                    offsets.extend_from_slice(&0u64.to_le_bytes());
+                    let (mut first, mut last) = (0u64, 0u64);
+                    for row in range.clone() {
+                        let (a, z) = c.range(row)?;
+                        if row == range.start {
+                            first = a as u64;
+                        }
+                        last = z as u64;
+                        offsets.extend_from_slice(&(last - first).to_le_bytes());
                     }
+                    let data = c.data[first as usize * w..last as usize * w].to_vec();
+                    Column::from_parts(
+                        c.schema.clone(),
+                        Bytes::owned(data),
+                        Some(Bytes::owned(offsets)),
+                    )
                 }
-            })
-            .collect();
-        Table::from_columns(range.len(), columns)
+            });
+        }
+        Ok(Table::from_columns(range.len(), columns))
     }
 
-    /// Every row as an example, in order.
-    pub fn rows(&self) -> impl Iterator<Item = Example> + '_ {
+    /// Every row as an example, in order (see [`Table::row`]).
+    pub fn rows(&self) -> impl Iterator<Item = Result<Example, DataError>> + '_ {
         (0..self.len).map(|i| self.row(i))
     }
 }
@@ -530,7 +698,7 @@ mod tests {
         let t = Table::from_examples(rows.clone()).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t.column("token_ids").unwrap().schema().width, 2);
-        assert_eq!(t.rows().collect::<Vec<_>>(), rows);
+        assert_eq!(t.rows().collect::<Result<Vec<_>, _>>().unwrap(), rows);
     }
 
     #[test]
@@ -545,7 +713,8 @@ mod tests {
             .collect();
         let t = Table::from_examples(rows.clone()).unwrap();
         for (a, b) in [(0, 7), (2, 5), (3, 3), (6, 7)] {
-            assert_eq!(t.slice(a..b).rows().collect::<Vec<_>>(), rows[a..b]);
+            let s = t.slice(a..b).unwrap();
+            assert_eq!(s.rows().collect::<Result<Vec<_>, _>>().unwrap(), rows[a..b]);
         }
     }
 
@@ -557,7 +726,7 @@ mod tests {
         .unwrap();
         let c = t.column("token_ids").unwrap();
         assert_eq!(c.schema().width, 4);
-        assert_eq!(c.tokens(0).to_vec(), vec![70_000, 1]);
+        assert_eq!(c.tokens(0).unwrap().to_vec(), vec![70_000, 1]);
     }
 
     #[test]
@@ -571,5 +740,61 @@ mod tests {
         let err = Table::from_examples(vec![Example::new().with("t", Value::List(vec![-1]))])
             .unwrap_err();
         assert!(err.to_string().contains("`t`"), "{err}");
+    }
+
+    fn offsets(v: &[u64]) -> Bytes {
+        Bytes::owned(v.iter().flat_map(|o| o.to_le_bytes()).collect())
+    }
+
+    #[test]
+    fn damaged_offsets_and_text_are_row_errors_not_panics() {
+        let tokens = Column::from_parts(
+            ColumnSchema {
+                name: "t".into(),
+                kind: ColumnKind::Tokens,
+                width: 2,
+            },
+            Bytes::owned(vec![1, 0, 2, 0, 3, 0]),
+            Some(offsets(&[0, 2, 1, 3, 9, u64::MAX])),
+        )
+        .with_files("/c/col0.data".into(), Some("/c/col0.offsets".into()));
+        assert_eq!(tokens.tokens(0).unwrap().to_vec(), [1, 2]);
+        assert_eq!(tokens.tokens(2).unwrap().to_vec(), [2, 3]);
+        for (row, what) in [(1, "decrease"), (3, "past the end"), (4, "past the end")] {
+            let e = tokens.tokens(row).unwrap_err().to_string();
+            assert!(
+                e.contains("/c/col0.offsets")
+                    && e.contains(&format!("row {row}"))
+                    && e.contains(what),
+                "{e}"
+            );
+            assert!(tokens.list_len(row).is_err() && tokens.check_row(row).is_err());
+            tokens.prefetch_row(row);
+        }
+        assert!(tokens
+            .tokens(5)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+        assert!(tokens.tokens(usize::MAX).is_err());
+
+        let text = Column::from_parts(
+            ColumnSchema {
+                name: "s".into(),
+                kind: ColumnKind::Text,
+                width: 1,
+            },
+            Bytes::owned("aé".as_bytes().to_vec()),
+            Some(offsets(&[0, 2, 3])),
+        )
+        .with_files("/c/col1.data".into(), Some("/c/col1.offsets".into()));
+        let e = text.text(0).unwrap_err().to_string();
+        assert!(
+            e.contains("/c/col1.data") && e.contains("row 0") && e.contains("UTF-8"),
+            "{e}"
+        );
+        let t = Table::from_columns(2, vec![text]);
+        assert!(t.row(1).is_err() && t.slice(0..2).is_ok());
+        assert!(t.rows().all(|r| r.is_err()));
     }
 }

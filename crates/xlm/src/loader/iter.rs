@@ -23,6 +23,8 @@ pub struct BatchIter {
     failed: bool,
     /// Values yielded since the reader last released its pages.
     since_release: usize,
+    /// An error met while starting the epoch, yielded first.
+    start_error: Option<LoaderError>,
 }
 
 /// Values (i64) yielded between two `release_memory` calls: 8 M values is
@@ -63,39 +65,78 @@ impl Shared {
 
 impl BatchIter {
     pub(super) fn new(loader: DataLoader, plan: PlanSpec, epoch: u64) -> Self {
-        let stream = plan.stream(epoch);
         let end = plan.num_batches(loader.options.batch_size as u64, loader.options.drop_last);
         let n = loader.options.num_workers;
         let prefetch = loader.options.prefetch.max(1);
-        let shared = Arc::new(Shared { loader, stream });
         let stop = Arc::new(AtomicBool::new(false));
-        let workers = (0..n)
-            .map(|w| {
-                let (tx, rx) = bounded::<Item>(prefetch);
-                let shared = shared.clone();
-                let stop = stop.clone();
-                let name = format!("xlm-{}-worker-{w}", shared.loader.name);
-                let handle = std::thread::Builder::new()
-                    .name(name.clone())
-                    .spawn(move || {
-                        let mut b = w as u64;
-                        while !stop.load(Ordering::Relaxed) && end.is_none_or(|e| b < e) {
-                            let Some(item) = shared.build(b) else { break };
-                            let is_err = item.is_err();
-                            if tx.send(item).is_err() || is_err {
-                                break;
-                            }
-                            b += n as u64;
+        let stream = match plan.stream(epoch) {
+            Ok(stream) => stream,
+            Err(source) => {
+                // Unreachable through `DataLoader::new`, which validates the
+                // plan; reported rather than panicking all the same.
+                let start_error = LoaderError::Plan {
+                    loader: loader.name.clone(),
+                    source,
+                };
+                let stream = PlanSpec {
+                    num_samples: 0,
+                    order: OrderKind::Sequential,
+                    world_size: 1,
+                    rank: 0,
+                    infinite: false,
+                    start: 0,
+                    ..plan
+                }
+                .stream(epoch)
+                .unwrap_or_else(|_| unreachable!("an empty sequential plan is valid"));
+                return Self {
+                    shared: Arc::new(Shared { loader, stream }),
+                    next: 0,
+                    end: Some(0),
+                    workers: Vec::new(),
+                    stop,
+                    failed: false,
+                    since_release: 0,
+                    start_error: Some(start_error),
+                };
+            }
+        };
+        let shared = Arc::new(Shared { loader, stream });
+        let mut workers = Vec::with_capacity(n);
+        let mut start_error = None;
+        for w in 0..n {
+            let (tx, rx) = bounded::<Item>(prefetch);
+            let (shared_w, stop_w) = (shared.clone(), stop.clone());
+            let name = format!("xlm-{}-worker-{w}", shared.loader.name);
+            let spawned = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || {
+                    let mut b = w as u64;
+                    while !stop_w.load(Ordering::Relaxed) && end.is_none_or(|e| b < e) {
+                        let Some(item) = shared_w.build(b) else { break };
+                        let is_err = item.is_err();
+                        if tx.send(item).is_err() || is_err {
+                            break;
                         }
-                    })
-                    .expect("spawn loader worker thread");
-                Worker {
+                        b += n as u64;
+                    }
+                });
+            match spawned {
+                Ok(handle) => workers.push(Worker {
                     name,
                     rx: Some(rx),
                     handle: Some(handle),
+                }),
+                Err(e) => {
+                    start_error = Some(LoaderError::Spawn {
+                        loader: shared.loader.name.clone(),
+                        worker: name,
+                        reason: e.to_string(),
+                    });
+                    break;
                 }
-            })
-            .collect();
+            }
+        }
         Self {
             shared,
             next: 0,
@@ -104,6 +145,7 @@ impl BatchIter {
             stop,
             failed: false,
             since_release: 0,
+            start_error,
         }
     }
 
@@ -144,6 +186,10 @@ impl Iterator for BatchIter {
     type Item = Result<Batch, LoaderError>;
 
     fn next(&mut self) -> Option<Item> {
+        if let Some(e) = self.start_error.take() {
+            self.failed = true;
+            return Some(Err(e));
+        }
         if self.failed || self.end.is_some_and(|e| self.next >= e) {
             return None;
         }
@@ -155,7 +201,12 @@ impl Iterator for BatchIter {
         }?;
         self.failed = item.is_err();
         if let Ok(batch) = &item {
-            let mut p = self.shared.loader.progress.lock().expect("progress lock");
+            let mut p = self
+                .shared
+                .loader
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             p.steps += batch.samples.len() as u64;
             self.since_release += batch.num_values();
             // Only streams that move through the data release what they

@@ -64,6 +64,15 @@ pub enum LoaderError {
         /// The OS error.
         reason: String,
     },
+    /// The plan cannot be followed (world size, rank, shards).
+    #[error("{loader} loader: {source}")]
+    Plan {
+        /// The loader's name.
+        loader: String,
+        /// What is wrong with the plan.
+        #[source]
+        source: crate::plan::PlanError,
+    },
     /// An option is out of range.
     #[error("{key} = {value} is invalid: {reason}")]
     Invalid {
@@ -108,6 +117,11 @@ pub fn collate_examples<R: SampleReader + ?Sized>(
     Ok(collate.collate(&examples)?)
 }
 
+/// Most worker threads one loader may start.
+pub const MAX_WORKERS: usize = 1024;
+/// Most batches one worker may hold ready.
+pub const MAX_PREFETCH: usize = 1 << 16;
+
 /// Batch size, drop_last, worker threads and prefetch depth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoaderOptions {
@@ -119,6 +133,37 @@ pub struct LoaderOptions {
     pub num_workers: usize,
     /// Batches each worker may have ready ahead of the consumer.
     pub prefetch: usize,
+}
+
+impl LoaderOptions {
+    /// Checks every option's range; the error names the option.
+    pub fn validate(&self) -> Result<(), LoaderError> {
+        let invalid = |key, value: usize, reason| {
+            Err(LoaderError::Invalid {
+                key,
+                value: value as u64,
+                reason,
+            })
+        };
+        if self.batch_size == 0 {
+            return invalid("batch_size", 0, "a batch holds at least one example");
+        }
+        if self.num_workers > MAX_WORKERS {
+            return invalid(
+                "num_workers",
+                self.num_workers,
+                "at most 1024 worker threads per loader",
+            );
+        }
+        if self.prefetch == 0 || self.prefetch > MAX_PREFETCH {
+            return invalid(
+                "prefetch_factor",
+                self.prefetch,
+                "each worker prefetches between 1 and 65536 batches",
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Fingerprints a loader's state is checked against on restore.
@@ -171,7 +216,8 @@ impl std::fmt::Debug for DataLoader {
 }
 
 impl DataLoader {
-    /// A loader over `reader` following `plan`.
+    /// A loader over `reader` following `plan`; fails when an option or
+    /// the plan is out of range (the error names the key).
     pub fn new(
         name: impl Into<String>,
         reader: Arc<dyn SampleReader>,
@@ -179,9 +225,15 @@ impl DataLoader {
         plan: PlanSpec,
         options: LoaderOptions,
         epoch: Arc<AtomicU64>,
-    ) -> Self {
-        Self {
-            name: name.into(),
+    ) -> Result<Self, LoaderError> {
+        let name = name.into();
+        options.validate()?;
+        plan.validate().map_err(|source| LoaderError::Plan {
+            loader: name.clone(),
+            source,
+        })?;
+        Ok(Self {
+            name,
             reader,
             collate,
             plan,
@@ -189,7 +241,7 @@ impl DataLoader {
             epoch,
             fingerprints: Fingerprints::default(),
             progress: Arc::new(Mutex::new(Progress::default())),
-        }
+        })
     }
 
     /// Sets the fingerprints that states are checked against.
@@ -201,7 +253,7 @@ impl DataLoader {
     /// The position after the last batch yielded, as a saveable state.
     /// Equal on every rank: save it from rank 0.
     pub fn state(&self) -> LoaderState {
-        let p = self.progress.lock().expect("progress lock");
+        let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         LoaderState {
             format: STATE_FORMAT.into(),
             version: STATE_VERSION,
@@ -223,9 +275,9 @@ impl DataLoader {
     /// different world size or worker count (elastic resume) as long as the
     /// global batch size stays the same.
     pub fn restore(&self, state: &LoaderState) -> Result<(), ResumeError> {
-        if state.version > STATE_VERSION {
-            return Err(ResumeError::FutureVersion {
-                found: state.version,
+        if state.version != STATE_VERSION {
+            return Err(ResumeError::Version {
+                found: u64::from(state.version),
                 supported: STATE_VERSION,
             });
         }
@@ -275,7 +327,7 @@ impl DataLoader {
             }
         }
         self.epoch.store(state.epoch, Ordering::SeqCst);
-        let mut p = self.progress.lock().expect("progress lock");
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         p.resume = Some((state.epoch, state.consumed));
         Ok(())
     }
@@ -313,7 +365,7 @@ impl DataLoader {
     pub fn iter(&self) -> BatchIter {
         let epoch = self.epoch();
         let start = {
-            let mut p = self.progress.lock().expect("progress lock");
+            let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
             let (start, pending) = match p.resume {
                 Some((e, consumed)) if e == epoch => (consumed, None),
                 Some((e, consumed)) if e > epoch => (0, Some((e, consumed))),

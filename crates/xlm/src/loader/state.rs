@@ -12,7 +12,12 @@ use thiserror::Error;
 /// The `format` field of every state.
 pub const STATE_FORMAT: &str = "xlm-loader-state";
 /// The state version this build writes and reads.
-pub const STATE_VERSION: u32 = 1;
+///
+/// Version 2: pipeline fingerprints name the order, split and packing
+/// algorithms explicitly (version 1 hashed Debug text, which did not change
+/// when map-style shuffling moved from Fisher-Yates to a Feistel
+/// permutation). States of any other version are rejected.
+pub const STATE_VERSION: u32 = 2;
 
 /// A train loader's resumable position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,16 +49,17 @@ pub struct LoaderState {
 
 /// Why a state cannot be restored.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ResumeError {
     /// The text is not a valid loader state.
     #[error("loader state is corrupted or not a loader state: {0}")]
     Corrupt(String),
-    /// The state was written by a newer version of xlm.
-    #[error("loader state version {found} is newer than this xlm supports ({supported}); resume with a newer xlm")]
-    FutureVersion {
+    /// The state was written by an xlm with other order algorithms.
+    #[error("loader state version {found} is not the version this xlm reads ({supported}): orders changed between versions, so the saved position would land elsewhere; resume with the xlm that saved it, or start the run afresh")]
+    Version {
         /// The state's version.
-        found: u32,
-        /// The newest version this build reads.
+        found: u64,
+        /// The version this build reads and writes.
         supported: u32,
     },
     /// The state was saved for different data.
@@ -111,14 +117,14 @@ impl LoaderState {
     pub fn from_json(text: &str) -> Result<Self, ResumeError> {
         let v: serde_json::Value =
             serde_json::from_str(text).map_err(|e| ResumeError::Corrupt(e.to_string()))?;
-        let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0) as u32;
+        let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0);
         if v.get("format").and_then(|f| f.as_str()) != Some(STATE_FORMAT) {
             return Err(ResumeError::Corrupt(format!(
                 "`format` is not \"{STATE_FORMAT}\""
             )));
         }
-        if version > STATE_VERSION {
-            return Err(ResumeError::FutureVersion {
+        if version != u64::from(STATE_VERSION) {
+            return Err(ResumeError::Version {
                 found: version,
                 supported: STATE_VERSION,
             });

@@ -33,8 +33,46 @@ impl std::str::FromStr for LoaderType {
     }
 }
 
+/// Which rank of how many a manager serves: given to
+/// [`DatasetManager::setup`] and remembered for its loaders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topology {
+    /// Data-parallel run (`is_ddp` and more than one rank).
+    pub ddp: bool,
+    /// Global rank.
+    pub rank: usize,
+    /// Number of ranks.
+    pub world_size: usize,
+}
+
+impl Topology {
+    /// Checks `rank < world_size` (world size at least 1); a single process
+    /// counts as not data-parallel whatever `is_ddp` says.
+    pub fn new(is_ddp: bool, rank: usize, world_size: usize) -> Result<Self, LifecycleError> {
+        if world_size == 0 || rank >= world_size {
+            return Err(LifecycleError::Rank { rank, world_size });
+        }
+        Ok(Self {
+            ddp: is_ddp && world_size > 1,
+            rank,
+            world_size,
+        })
+    }
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "is_ddp={}, rank={}, world_size={}",
+            self.ddp, self.rank, self.world_size
+        )
+    }
+}
+
 impl DatasetManager {
-    /// A loader of `kind` (`train`, `val`, `test`, `predict`) for `rank` of `world_size`.
+    /// A loader of `kind` for the rank and world size given to
+    /// [`setup`](Self::setup).
     ///
     /// | type | ddp | iterable | plan |
     /// |---|---|---|---|
@@ -43,6 +81,18 @@ impl DatasetManager {
     /// | train | no | no | random permutation by seed + epoch (sequential in debug-overfit or with `shuffle: false`) |
     /// | train | no | yes | the shard stream as is |
     /// | val/test/predict | any | any | never shuffled (a `shuffle: true` is forced off with a warning); split by rank under DDP |
+    pub fn dataloader(&mut self, kind: LoaderType) -> Result<DataLoader> {
+        let topology = self.topology.ok_or_else(|| LifecycleError::NotSetUp {
+            full_name: self.full_name.to_string(),
+            stages: self.config.stages.clone(),
+        })?;
+        self.build_loader(kind, topology)
+    }
+
+    /// xlm-core's call shape: `kind` is `train`, `val`, `test` or
+    /// `predict`; `is_ddp`, `rank` and `world_size` must agree with what
+    /// [`setup`](Self::setup) was given (an error otherwise). Prefer
+    /// [`dataloader`](Self::dataloader).
     pub fn get_dataloader(
         &mut self,
         kind: &str,
@@ -51,9 +101,28 @@ impl DatasetManager {
         world_size: usize,
     ) -> Result<DataLoader> {
         let kind: LoaderType = kind.parse()?;
-        if rank >= world_size {
-            return Err(LifecycleError::Rank { rank, world_size }.into());
+        let given = Topology::new(is_ddp, rank, world_size)?;
+        let setup = self.topology.ok_or_else(|| LifecycleError::NotSetUp {
+            full_name: self.full_name.to_string(),
+            stages: self.config.stages.clone(),
+        })?;
+        if given != setup {
+            return Err(LifecycleError::TopologyMismatch {
+                full_name: self.full_name.to_string(),
+                given: given.to_string(),
+                setup: setup.to_string(),
+            }
+            .into());
         }
+        self.build_loader(kind, setup)
+    }
+
+    fn build_loader(&mut self, kind: LoaderType, topology: Topology) -> Result<DataLoader> {
+        let Topology {
+            ddp,
+            rank,
+            world_size,
+        } = topology;
         let pipeline = self
             .pipeline
             .clone()
@@ -62,7 +131,6 @@ impl DatasetManager {
                 stages: self.config.stages.clone(),
             })?;
         let c = self.config.clone();
-        let ddp = is_ddp && world_size > 1;
         let iterable = self.is_iterable();
         let mut kwargs = c.dataloader_kwargs.clone();
         let train = kind == LoaderType::Train;
@@ -129,7 +197,9 @@ impl DatasetManager {
         let shape = serde_json::json!({
             "loader": name,
             "samples": plan.num_samples,
-            "order": format!("{:?}", plan.order),
+            "order": plan.order.algorithm(),
+            "split": crate::plan::SPLIT_ALGORITHM,
+            "packing": c.on_the_fly_group_processor.as_ref().map(|_| crate::plan::PACK_ALGORITHM),
             "remainder": plan.remainder,
             "infinite": plan.infinite,
             "on_the_fly_filter_fn": c.on_the_fly_filter_fn,
@@ -147,7 +217,7 @@ impl DatasetManager {
             pipeline: fingerprint(shape.to_string().as_bytes()),
         };
         Ok(
-            DataLoader::new(name, pipeline, collate, plan, options, self.epoch.clone())
+            DataLoader::new(name, pipeline, collate, plan, options, self.epoch.clone())?
                 .with_fingerprints(fingerprints),
         )
     }

@@ -16,8 +16,9 @@ mod pipeline;
 mod prepare;
 mod setup;
 
+pub use crate::loader::DataLoader;
 pub use config::{DataLoaderKwargs, DatasetManagerConfig, SplitSide, Stage, TrainTestSplit};
-pub use dataloader::LoaderType;
+pub use dataloader::{LoaderType, Topology};
 pub use pipeline::Pipeline;
 
 use crate::registry::{Kwargs, Registry};
@@ -96,6 +97,16 @@ pub enum LifecycleError {
         /// Why it failed.
         reason: String,
     },
+    /// `get_dataloader` was given another rank or world size than `setup`.
+    #[error("{full_name}: get_dataloader was called with {given} but setup was given {setup}; pass setup the rank and world size, then call dataloader(kind)")]
+    TopologyMismatch {
+        /// The dataset split.
+        full_name: String,
+        /// What `get_dataloader` was given.
+        given: String,
+        /// What `setup` was given.
+        setup: String,
+    },
 }
 
 /// Arguments of [`DatasetManager::prepare_data`].
@@ -142,6 +153,44 @@ impl SetupArgs {
             rank: 0,
             world_size: 1,
         }
+    }
+
+    /// Arguments for `rank` of `world_size` data-parallel ranks.
+    pub fn distributed(manual_cache_dir: &Path, rank: usize, world_size: usize) -> Self {
+        Self {
+            is_ddp: true,
+            rank,
+            world_size,
+            ..Self::single(manual_cache_dir)
+        }
+    }
+
+    /// With a tokenizer for processors, packers and collators.
+    pub fn with_tokenizer(mut self, tokenizer: Arc<dyn Tokenizer>) -> Self {
+        self.tokenizer = Some(tokenizer);
+        self
+    }
+
+    /// With the sequence length for packing and padding collators.
+    pub fn with_block_size(mut self, block_size: usize) -> Self {
+        self.block_size = Some(block_size);
+        self
+    }
+}
+
+impl PrepareArgs {
+    /// Arguments that write (or find) the cache under `manual_cache_dir`.
+    pub fn new(manual_cache_dir: &Path) -> Self {
+        Self {
+            manual_cache_dir: manual_cache_dir.to_path_buf(),
+            ..Self::default()
+        }
+    }
+
+    /// With a tokenizer for preprocess functions.
+    pub fn with_tokenizer(mut self, tokenizer: Arc<dyn Tokenizer>) -> Self {
+        self.tokenizer = Some(tokenizer);
+        self
     }
 }
 
@@ -192,6 +241,7 @@ impl DatasetManagerBuilder {
             registry,
             source,
             pipeline: None,
+            topology: None,
             epoch: Arc::new(AtomicU64::new(0)),
             warnings: Vec::new(),
         })
@@ -246,10 +296,20 @@ fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
             reason: "must be at least 1".into(),
         });
     }
-    if c.dataloader_kwargs.batch_size == 0 {
+    let loader = crate::loader::LoaderOptions {
+        batch_size: c.dataloader_kwargs.batch_size,
+        drop_last: c.dataloader_kwargs.drop_last,
+        num_workers: c.dataloader_kwargs.num_workers,
+        prefetch: c.dataloader_kwargs.prefetch_factor,
+    };
+    if let Err(crate::loader::LoaderError::Invalid { key, reason, .. }) = loader.validate() {
         return Err(ConfigError::Invalid {
-            key: "dataloader_kwargs.batch_size",
-            reason: "must be at least 1".into(),
+            key: match key {
+                "batch_size" => "dataloader_kwargs.batch_size",
+                "num_workers" => "dataloader_kwargs.num_workers",
+                _ => "dataloader_kwargs.prefetch_factor",
+            },
+            reason: reason.into(),
         });
     }
     if let Some(s) = &c.train_test_split {
@@ -294,6 +354,7 @@ pub struct DatasetManager {
     registry: Arc<Registry>,
     source: Arc<dyn Source>,
     pipeline: Option<Arc<Pipeline>>,
+    topology: Option<Topology>,
     epoch: Arc<AtomicU64>,
     warnings: Vec<String>,
 }

@@ -3,7 +3,7 @@
 
 use crate::collate::{Collate, PadMode, StackCollator};
 use crate::data::{Array2, Batch};
-use crate::data::{Column, ColumnKind, Example, Table, Value};
+use crate::data::{Column, ColumnKind, DataError, Example, Table, Value};
 use crate::loader::{collate_examples, ReadError, SampleReader};
 use crate::plan::{PackIndex, Piece};
 use crate::registry::{Ctx, Kwargs, MapFn, ProcessError};
@@ -121,6 +121,7 @@ impl Pipeline {
 
     /// Appends block `block`'s input ids, attention mask and (when the
     /// layout records them) source ids to the given buffers; no allocation.
+    /// A damaged row is an error naming the column's file and the row.
     fn write_block(
         &self,
         index: &PackIndex,
@@ -129,7 +130,7 @@ impl Pipeline {
         ids: &mut Vec<i64>,
         mask: &mut Vec<i64>,
         mut sources: Option<&mut Vec<i64>>,
-    ) {
+    ) -> Result<(), DataError> {
         let spec = index.spec();
         let id_col = self.table.column("id");
         let source_of = |pos: usize| id_col.map(|c| c.int(self.rows.row(pos))).unwrap_or(-1);
@@ -146,8 +147,18 @@ impl Pipeline {
                 }
                 Piece::Tokens(p, r) => {
                     let col = column.expect("a non-empty packed table has its token column");
-                    col.tokens(self.rows.row(*p))
-                        .extend_range_into(r.clone(), ids);
+                    let row = self.rows.row(*p);
+                    let toks = col.tokens(row)?;
+                    if r.end > toks.len() {
+                        return Err(col.row_error(
+                            row,
+                            format!(
+                                "the packing index reads ids {r:?} but the row has {}",
+                                toks.len()
+                            ),
+                        ));
+                    }
+                    toks.extend_range_into(r.clone(), ids);
                     source_of(*p)
                 }
                 Piece::Pad(k) => {
@@ -156,7 +167,7 @@ impl Pipeline {
                     if let Some(s) = sources.as_deref_mut() {
                         s.resize(s.len() + k, -1);
                     }
-                    return;
+                    return Ok(());
                 }
             };
             let added = ids.len() - before;
@@ -164,10 +175,16 @@ impl Pipeline {
             if let Some(s) = sources.as_deref_mut() {
                 s.resize(s.len() + added, source);
             }
-        });
+            Ok(())
+        })
     }
 
-    fn read_packed(&self, index: &PackIndex, column: Option<&Column>, block: u64) -> Example {
+    fn read_packed(
+        &self,
+        index: &PackIndex,
+        column: Option<&Column>,
+        block: u64,
+    ) -> Result<Example, DataError> {
         let spec = index.spec();
         let n = spec.block_size;
         let mut ids = Vec::with_capacity(n);
@@ -180,7 +197,7 @@ impl Pipeline {
             &mut ids,
             &mut mask,
             spec.source_ids.then_some(&mut sources),
-        );
+        )?;
         let mut e = Example::new()
             .with("input_ids", Value::List(ids))
             .with("attention_mask", Value::List(mask))
@@ -188,11 +205,12 @@ impl Pipeline {
         if spec.source_ids {
             e.set("source_ids", Value::List(sources));
         }
-        e
+        Ok(e)
     }
 
     /// Fast path: rows stacked straight from the columns into the batch.
-    fn stack_rows(&self, samples: &[u64], stack: &StackCollator) -> crate::Result<Batch> {
+    /// Errors keep their type (a damaged row is a [`DataError`]).
+    fn stack_rows(&self, samples: &[u64], stack: &StackCollator) -> Result<Batch, ReadError> {
         let rows: Vec<usize> = samples.iter().map(|&s| self.rows.row(s as usize)).collect();
         let fail = |reason: String| ProcessError::failed(stack.name(), reason);
         let mut batch = Batch::default();
@@ -205,17 +223,23 @@ impl Pipeline {
             let name = &col.schema().name;
             let width = match stack.pad() {
                 PadMode::Fixed(n) => n,
-                PadMode::Dynamic => rows.iter().map(|&r| col.list_len(r)).max().unwrap_or(0),
+                PadMode::Dynamic => {
+                    let mut max = 0;
+                    for &r in &rows {
+                        max = max.max(col.list_len(r)?);
+                    }
+                    max
+                }
                 PadMode::None => {
-                    let w = col.list_len(rows[0]);
-                    if let Some((i, &r)) =
-                        rows.iter().enumerate().find(|(_, &r)| col.list_len(r) != w)
-                    {
-                        return Err(fail(format!(
-                            "column `{name}` has length {w} in example 0 but {} in example {i}; use the `pad_truncate` or `dynamic_padding` collator for variable-length rows",
-                            col.list_len(r)
-                        ))
-                        .into());
+                    let w = col.list_len(rows[0])?;
+                    for (i, &r) in rows.iter().enumerate() {
+                        let n = col.list_len(r)?;
+                        if n != w {
+                            return Err(fail(format!(
+                                "column `{name}` has length {w} in example 0 but {n} in example {i}; use the `pad_truncate` or `dynamic_padding` collator for variable-length rows"
+                            ))
+                            .into());
+                        }
                     }
                     w
                 }
@@ -233,7 +257,7 @@ impl Pipeline {
                 if let Some(&next) = rows.get(k + AHEAD) {
                     col.prefetch_row(next);
                 }
-                let toks = col.tokens(r);
+                let toks = col.tokens(r)?;
                 let n = toks.len().min(width);
                 toks.extend_range_into(0..n, &mut data);
                 data.resize(data.len() + (width - n), pad);
@@ -264,7 +288,7 @@ impl Pipeline {
         column: Option<&Column>,
         samples: &[u64],
         stack: &StackCollator,
-    ) -> crate::Result<Batch> {
+    ) -> Result<Batch, ReadError> {
         let spec = index.spec();
         if stack.require_ids() {
             return Err(ProcessError::failed(
@@ -295,7 +319,7 @@ impl Pipeline {
                 &mut ids,
                 &mut mask,
                 spec.source_ids.then_some(&mut sources),
-            );
+            )?;
             if width != block {
                 ids.resize(start + width, stack.pad_value("input_ids"));
                 mask.resize(start + width, 0);
@@ -325,7 +349,7 @@ impl SampleReader for Pipeline {
     fn read(&self, sample: u64) -> Result<Example, ReadError> {
         match &self.layout {
             Layout::Rows => {
-                let e = self.table.row(self.rows.row(sample as usize));
+                let e = self.table.row(self.rows.row(sample as usize))?;
                 match &self.processor {
                     Some((name, f, kw)) => Ok(f(e, &self.ctx, kw).map_err(|err| {
                         ProcessError::failed(name, format!("sample {sample}: {err}"))
@@ -334,7 +358,7 @@ impl SampleReader for Pipeline {
                 }
             }
             Layout::Packed { index, column } => {
-                Ok(self.read_packed(index, self.table.column(column), sample))
+                Ok(self.read_packed(index, self.table.column(column), sample)?)
             }
         }
     }
@@ -346,10 +370,10 @@ impl SampleReader for Pipeline {
     fn read_batch(&self, samples: &[u64], collate: &dyn Collate) -> Result<Batch, ReadError> {
         match (collate.as_stack(), &self.layout) {
             (Some(stack), Layout::Rows) if self.processor.is_none() => {
-                Ok(self.stack_rows(samples, stack)?)
+                self.stack_rows(samples, stack)
             }
             (Some(stack), Layout::Packed { index, column }) => {
-                Ok(self.stack_packed(index, self.table.column(column), samples, stack)?)
+                self.stack_packed(index, self.table.column(column), samples, stack)
             }
             _ => collate_examples(self, samples, collate),
         }

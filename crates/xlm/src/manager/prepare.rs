@@ -30,7 +30,7 @@ impl DatasetManager {
             let mut b = TableBuilder::new();
             self.prepared_chunks(args, &mut |chunk| {
                 for e in chunk.rows() {
-                    b.push(&e)?;
+                    b.push(&e?)?;
                 }
                 Ok(())
             })?;
@@ -177,7 +177,7 @@ impl DatasetManager {
         };
         let mut b = TableBuilder::new();
         for &i in side {
-            b.push(&table.row(i))?;
+            b.push(&table.row(i)?)?;
         }
         Ok(b.finish())
     }
@@ -217,7 +217,8 @@ impl DatasetManager {
         }
         let no_kwargs = Kwargs::new();
         let mut out = TableBuilder::new();
-        for (i, mut e) in chunk.rows().enumerate() {
+        for (i, e) in chunk.rows().enumerate() {
+            let mut e = e?;
             if let Some(f) = &steps.filter {
                 if !f(&e, &no_kwargs)? {
                     continue;

@@ -1,7 +1,7 @@
 //! setup: open the cache and build the sample space (filter, shards, packing).
 
 use super::pipeline::{Layout, Pipeline, RowSet};
-use super::{DatasetManager, LifecycleError, PrepareArgs, SetupArgs, Stage};
+use super::{DatasetManager, LifecycleError, PrepareArgs, SetupArgs, Stage, Topology};
 use crate::cache;
 use crate::data::ColumnKind;
 use crate::plan::{shard_ranges, PackIndex};
@@ -10,19 +10,19 @@ use crate::Result;
 use std::sync::Arc;
 
 impl DatasetManager {
-    /// Builds the sample space for `stage` (every rank). Does nothing when
-    /// `stage` is not in `stages` or when already set up; returns whether it
-    /// did anything.
+    /// Builds the sample space for `stage` (every rank) and remembers the
+    /// rank and world size for [`dataloader`](Self::dataloader). Builds
+    /// nothing when `stage` is not in `stages` or when already set up (a
+    /// later call may still change the rank, e.g. to simulate ranks in one
+    /// process); returns whether it built the sample space.
     pub fn setup(&mut self, stage: Stage, args: &SetupArgs) -> Result<bool> {
-        if !self.config.stages.contains(&stage) || self.pipeline.is_some() {
+        let topology = Topology::new(args.is_ddp, args.rank, args.world_size)?;
+        if !self.config.stages.contains(&stage) {
             return Ok(false);
         }
-        if args.rank >= args.world_size {
-            return Err(LifecycleError::Rank {
-                rank: args.rank,
-                world_size: args.world_size,
-            }
-            .into());
+        self.topology = Some(topology);
+        if self.pipeline.is_some() {
+            return Ok(false);
         }
         let table = if self.config.use_manual_cache {
             cache::open(&self.cache_dir(&args.manual_cache_dir))?
@@ -51,7 +51,7 @@ impl DatasetManager {
                     .filter("on_the_fly_filter_fn", name, &no_kwargs)?;
                 let mut kept = Vec::new();
                 for i in 0..table.len() {
-                    if f(&table.row(i), &no_kwargs)? {
+                    if f(&table.row(i)?, &no_kwargs)? {
                         kept.push(i as u32);
                     }
                 }
@@ -109,22 +109,21 @@ impl DatasetManager {
                     ))
                     .into());
                 }
-                let index = match (col.and_then(|c| c.offsets()), &rows) {
+                let index = match (col.filter(|c| c.offsets().is_some()), &rows) {
                     // Unfiltered rows: the token column's own offsets are the index.
-                    (Some(offsets), RowSet::All(_)) => {
-                        PackIndex::build_contiguous(spec, offsets, shards)
+                    (Some(col), RowSet::All(_)) => PackIndex::build_contiguous(spec, col, shards)?,
+                    _ => {
+                        // Every kept row's length: its offsets are checked here.
+                        let mut lengths = Vec::with_capacity(shards.len());
+                        for r in shards.iter() {
+                            let mut l = Vec::with_capacity(r.len());
+                            for p in r.clone() {
+                                l.push(col.map_or(Ok(0), |c| c.list_len(rows.row(p)))?);
+                            }
+                            lengths.push((r.start, l));
+                        }
+                        PackIndex::build(spec, lengths)
                     }
-                    _ => PackIndex::build(
-                        spec,
-                        shards.iter().map(|r| {
-                            (
-                                r.start,
-                                r.clone()
-                                    .map(|p| col.map_or(0, |c| c.list_len(rows.row(p))))
-                                    .collect(),
-                            )
-                        }),
-                    ),
                 };
                 let sizes = index.shard_blocks();
                 (Layout::Packed { index, column }, Some(Arc::new(sizes)))

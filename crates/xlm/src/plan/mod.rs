@@ -8,7 +8,7 @@
 //!
 //! Rules (see `docs/plan.md` for the reasoning):
 //! 1. **Epoch order** — a permutation of `0..S`:
-//!    - map-style, shuffled: Fisher-Yates keyed by (seed, epoch);
+//!    - map-style, shuffled: a keyed Feistel permutation (seed, epoch);
 //!    - map-style, sequential (eval, debug-overfit): identity;
 //!    - iterable: shards in order (or in a (seed, epoch)-keyed order when a
 //!      shuffle buffer is set), each shard's samples in order, then the
@@ -34,8 +34,8 @@ mod order;
 mod packing;
 mod rng;
 
-pub use order::{epoch_order, shard_ranges, Order, OrderKind};
-pub use packing::{PackIndex, PackSpec, Piece};
+pub use order::{epoch_order, shard_ranges, Order, OrderKind, ORDER_ALGORITHM_VERSION};
+pub use packing::{PackIndex, PackSpec, Piece, PACK_ALGORITHM};
 pub use rng::Rng;
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,10 @@ pub enum Remainder {
     /// Every rank takes `floor(S/W)` samples (no repeats; up to W-1 skipped).
     Drop,
 }
+
+/// The split-by-rank rule (rule 2 above) as an explicit id for resume
+/// fingerprints; a change to the rule must change this string.
+pub const SPLIT_ALGORITHM: &str = "interleave(start + rank + k*world)-v1";
 
 /// Everything the plan of one rank depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,21 +78,80 @@ pub struct PlanSpec {
     pub start: u64,
 }
 
+/// A [`PlanSpec`] that cannot be followed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// `world_size` is 0.
+    #[error("world_size = 0 is invalid: at least one rank must share the samples")]
+    ZeroWorld,
+    /// `rank` is not below `world_size`.
+    #[error("rank = {rank} is invalid: it must be below world_size = {world_size}")]
+    Rank {
+        /// The rank.
+        rank: u64,
+        /// The world size.
+        world_size: u64,
+    },
+    /// A shard layout that does not add up to the sample count.
+    #[error("the shard sizes add up to {sum} but the plan has {num_samples} samples")]
+    Shards {
+        /// Sum of the shard sizes.
+        sum: u64,
+        /// `num_samples`.
+        num_samples: u64,
+    },
+}
+
 impl PlanSpec {
-    /// Samples this rank yields per epoch (`None` when infinite).
+    /// Checks that the plan can be followed: at least one rank, the rank
+    /// below the world size, shards that add up to the samples.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.world_size == 0 {
+            return Err(PlanError::ZeroWorld);
+        }
+        if self.rank >= self.world_size {
+            return Err(PlanError::Rank {
+                rank: self.rank,
+                world_size: self.world_size,
+            });
+        }
+        if let OrderKind::Stream { shard_sizes, .. } = &self.order {
+            let sum = shard_sizes
+                .iter()
+                .try_fold(0u64, |a, &n| a.checked_add(n))
+                .unwrap_or(u64::MAX);
+            if sum != self.num_samples {
+                return Err(PlanError::Shards {
+                    sum,
+                    num_samples: self.num_samples,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Samples this rank yields per epoch (`None` when infinite). A
+    /// `world_size` of 0 counts as 1 here; [`validate`](Self::validate)
+    /// rejects it.
     pub fn rank_len(&self) -> Option<u64> {
         if self.infinite {
             return None;
         }
-        let (left, w) = (self.num_samples.saturating_sub(self.start), self.world_size);
+        let (left, w) = (
+            self.num_samples.saturating_sub(self.start),
+            self.world_size.max(1),
+        );
         Some(match self.remainder {
             Remainder::Pad => left.div_ceil(w),
             Remainder::Drop => left / w,
         })
     }
 
-    /// Batches this rank yields per epoch (`None` when infinite).
+    /// Batches this rank yields per epoch (`None` when infinite). A
+    /// `batch_size` of 0 counts as 1.
     pub fn num_batches(&self, batch_size: u64, drop_last: bool) -> Option<u64> {
+        let batch_size = batch_size.max(1);
         self.rank_len().map(|n| {
             if drop_last {
                 n / batch_size
@@ -98,13 +161,14 @@ impl PlanSpec {
         })
     }
 
-    /// The rank's stream for `epoch`.
-    pub fn stream(&self, epoch: u64) -> RankStream {
-        RankStream {
+    /// The rank's stream for `epoch`, after [`validate`](Self::validate).
+    pub fn stream(&self, epoch: u64) -> Result<RankStream, PlanError> {
+        self.validate()?;
+        Ok(RankStream {
             spec: self.clone(),
             epoch,
             cache: Mutex::new(Vec::new()),
-        }
+        })
     }
 }
 
@@ -114,7 +178,10 @@ impl Drop for RankStream {
         // glibc's heap (its mmap threshold grows after the first such free),
         // so a long run's resident memory would ratchet up; hand it back.
         let big = self.cached_bytes() >= 1 << 20;
-        self.cache.get_mut().expect("order cache lock").clear();
+        self.cache
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         if big {
             // SAFETY: malloc_trim only returns free heap memory to the OS.
@@ -154,7 +221,7 @@ impl RankStream {
     }
 
     fn order(&self, epoch: u64) -> Arc<Order> {
-        let mut cache = self.cache.lock().expect("order cache lock");
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, o)) = cache.iter().find(|(e, _)| *e == epoch) {
             return o.clone();
         }
@@ -173,7 +240,7 @@ impl RankStream {
 
     /// Bytes held by the cached explicit orders.
     fn cached_bytes(&mut self) -> usize {
-        let cache = self.cache.get_mut().expect("order cache lock");
+        let cache = self.cache.get_mut().unwrap_or_else(|e| e.into_inner());
         cache
             .iter()
             .map(|(_, o)| match o.as_ref() {

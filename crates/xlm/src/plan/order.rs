@@ -23,6 +23,45 @@ pub enum OrderKind {
     },
 }
 
+/// Version of the order algorithms below (identity, keyed Feistel
+/// permutation, shard-stream with shard shuffle and shuffle buffer, all
+/// keyed by SplitMix64 [`Rng`]s). Any change to what an order yields for
+/// the same inputs must bump it: it is part of every pipeline fingerprint,
+/// so a saved loader state never restores into a different order. The
+/// golden-vector tests (`tests/golden.rs`) pin the current outputs.
+pub const ORDER_ALGORITHM_VERSION: u32 = 2;
+
+impl OrderKind {
+    /// The order's algorithm as an explicit, versioned id with its
+    /// parameters (what a resume fingerprint hashes; never Debug text).
+    pub fn algorithm(&self) -> serde_json::Value {
+        let v = ORDER_ALGORITHM_VERSION;
+        match self {
+            OrderKind::Sequential => serde_json::json!({"order": "identity", "version": v}),
+            OrderKind::Permuted => serde_json::json!({
+                "order": "feistel4-cycle-walk",
+                "keys": "splitmix64(seed, epoch, 'perm')",
+                "version": v,
+            }),
+            OrderKind::Stream {
+                shard_sizes,
+                shuffle_buffer,
+            } => {
+                let sizes: Vec<u8> = shard_sizes.iter().flat_map(|n| n.to_le_bytes()).collect();
+                serde_json::json!({
+                    "order": "shard-stream",
+                    "shards": shard_sizes.len(),
+                    "shard_sizes": crate::hash::fingerprint(&sizes),
+                    "shard_shuffle": "fisher-yates(splitmix64(seed, epoch, 'shar'))",
+                    "shuffle_buffer": shuffle_buffer.unwrap_or(0),
+                    "buffer": "replace-uniform(splitmix64(seed, epoch, 'buff'))",
+                    "version": v,
+                })
+            }
+        }
+    }
+}
+
 /// An epoch order: a permutation of `0..S`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Order {

@@ -1,6 +1,11 @@
-use crate::data::{read_u64 as offset_at, Bytes};
+use crate::data::{read_u64 as offset_at, Bytes, Column, DataError};
 use serde::Serialize;
 use std::ops::Range;
+
+/// The packing layout rule as an explicit id for resume fingerprints: each
+/// shard's rows, in row order, concatenated and cut into blocks; a change to
+/// the rule must change this string.
+pub const PACK_ALGORITHM: &str = "shard-rows-in-order-cut-into-blocks-v1";
 
 /// How rows are packed into fixed-size blocks.
 ///
@@ -58,7 +63,11 @@ enum Starts {
     /// Read from the token column's own row offsets (rows `first..first+rows`
     /// of the table, no filter): row i starts at
     /// `offsets[first+i] - offsets[first] + markers * i`. Costs no memory.
+    /// The offsets sampled into `coarse` are checked when the index is built;
+    /// the others when a block reads them.
     Derived {
+        /// The token column, for errors naming its file and row.
+        column: Column,
         offsets: Bytes,
         first: usize,
         rows: usize,
@@ -108,7 +117,52 @@ impl Starts {
                 first,
                 markers,
                 ..
-            } => offset_at(offsets, first + i) - offset_at(offsets, *first) + markers * i as u64,
+            } => offset_at(offsets, first + i)
+                // Wrapping: damaged offsets give a wrong start, never a panic;
+                // `for_each_piece` checks what it reads.
+                .wrapping_sub(offset_at(offsets, *first))
+                .wrapping_add(markers * i as u64),
+        }
+    }
+
+    /// True unless entry `i` is read from a column's offsets and points past
+    /// its data.
+    #[inline]
+    fn in_bounds(&self, i: usize) -> bool {
+        match self {
+            Starts::Derived {
+                column,
+                offsets,
+                first,
+                ..
+            } => offset_at(offsets, first + i) <= column.elements(),
+            _ => true,
+        }
+    }
+
+    /// The error for a block whose rows `ks` (shard positions) do not add up:
+    /// the first damaged row near them, naming the column's offsets file.
+    #[cold]
+    fn inconsistent(&self, ks: Range<usize>, reason: String) -> DataError {
+        match self {
+            Starts::Derived {
+                column,
+                first,
+                rows,
+                ..
+            } => {
+                let lo = first + ks.start.saturating_sub(COARSE) / COARSE * COARSE;
+                let hi = first + (ks.end + 2 * COARSE).min(*rows);
+                first_bad_row(column, lo..hi)
+                    .or_else(|| first_bad_row(column, *first..first + rows))
+                    .unwrap_or_else(|| column.row_error(first + ks.start, reason))
+            }
+            _ => DataError::Row {
+                path: None,
+                column: String::new(),
+                row: ks.start,
+                reason,
+            },
         }
     }
 
@@ -141,6 +195,12 @@ impl Starts {
             }
         }
     }
+}
+
+/// The first row of `rows` whose offsets `column` rejects.
+#[cold]
+fn first_bad_row(column: &Column, rows: Range<usize>) -> Option<DataError> {
+    rows.into_iter().find_map(|r| column.row_range(r).err())
 }
 
 #[derive(Debug, Clone)]
@@ -178,31 +238,78 @@ impl PackIndex {
         Self::from_starts(spec, starts)
     }
 
-    /// Builds the index of unfiltered rows straight from the token column's
-    /// row `offsets` (rows + 1 little-endian u64, as in the cache): `shards`
+    /// Builds the index of unfiltered rows straight from the token `column`'s
+    /// row offsets (rows + 1 little-endian u64, as in the cache): `shards`
     /// are contiguous row ranges. Keeps no per-row array.
-    pub fn build_contiguous(spec: PackSpec, offsets: &Bytes, shards: &[Range<usize>]) -> Self {
+    ///
+    /// Reads (and checks: in order, within the data) every 64th offset of
+    /// each shard and its last; a damaged one is an error naming the
+    /// column's offsets file and row. The other offsets are checked when a
+    /// block reads them ([`for_each_piece`](Self::for_each_piece)).
+    pub fn build_contiguous(
+        spec: PackSpec,
+        column: &Column,
+        shards: &[Range<usize>],
+    ) -> Result<Self, DataError> {
         let markers = spec.row_span(0) as u64;
-        Self::from_starts(
-            spec,
-            shards.iter().map(|r| {
-                let mut starts = Starts::Derived {
+        let Some(offsets) = column.offsets() else {
+            return Err(DataError::Kind {
+                column: column.schema().name.clone(),
+                expected: "token list",
+                found: "int64",
+            });
+        };
+        let entries = offsets.len() / 8;
+        let total = column.elements();
+        let mut starts = Vec::with_capacity(shards.len());
+        for r in shards {
+            if r.start > r.end || r.end >= entries {
+                return Err(column.row_error(
+                    r.end.saturating_sub(1),
+                    format!(
+                        "row is out of range: the offsets hold {} rows",
+                        entries.saturating_sub(1)
+                    ),
+                ));
+            }
+            let base = offset_at(offsets, r.start);
+            let mut coarse = Vec::with_capacity(r.len() / COARSE + 1);
+            let (mut prev, mut prev_i) = (base, 0usize);
+            let samples = (0..=r.len())
+                .step_by(COARSE)
+                .chain((r.len() % COARSE != 0).then_some(r.len()));
+            for i in samples {
+                let raw = offset_at(offsets, r.start + i);
+                if raw < prev || raw > total {
+                    let rows =
+                        (r.start + prev_i).saturating_sub(1)..(r.start + i + 1).min(entries - 1);
+                    return Err(first_bad_row(column, rows).unwrap_or_else(|| {
+                        column.row_error(
+                            r.start + i,
+                            format!(
+                                "offset {raw} is out of order or past the data's {total} elements"
+                            ),
+                        )
+                    }));
+                }
+                if i % COARSE == 0 {
+                    coarse.push(raw - base + markers * i as u64);
+                }
+                (prev, prev_i) = (raw, i);
+            }
+            starts.push((
+                r.start,
+                Starts::Derived {
+                    column: column.clone(),
                     offsets: offsets.clone(),
                     first: r.start,
                     rows: r.len(),
                     markers,
-                    coarse: Vec::new(),
-                };
-                let c: Vec<u64> = (0..starts.len())
-                    .step_by(COARSE)
-                    .map(|i| starts.get(i))
-                    .collect();
-                if let Starts::Derived { coarse, .. } = &mut starts {
-                    *coarse = c;
-                }
-                (r.start, starts)
-            }),
-        )
+                    coarse,
+                },
+            ));
+        }
+        Ok(Self::from_starts(spec, starts))
     }
 
     fn from_starts(spec: PackSpec, shards: impl IntoIterator<Item = (usize, Starts)>) -> Self {
@@ -242,46 +349,107 @@ impl PackIndex {
     }
 
     /// The pieces of block `block`, in order; their lengths add up to block_size.
-    pub fn pieces(&self, block: u64) -> Vec<Piece> {
+    pub fn pieces(&self, block: u64) -> Result<Vec<Piece>, DataError> {
         let mut out = Vec::new();
-        self.for_each_piece(block, |p| out.push(p));
-        out
+        self.for_each_piece(block, |p| {
+            out.push(p);
+            Ok::<_, DataError>(())
+        })?;
+        Ok(out)
     }
 
-    /// Calls `f` with each piece of block `block`, in order, without allocating.
-    pub fn for_each_piece(&self, block: u64, mut f: impl FnMut(Piece)) {
+    /// Calls `f` with each piece of block `block`, in order, without
+    /// allocating; stops at `f`'s first error.
+    ///
+    /// An index read from a token column's offsets checks each row's
+    /// offsets it reads (in order, room for the markers) and that the pieces
+    /// fill the block: damaged offsets are an error naming the column's
+    /// offsets file and row, never a panic or a short block.
+    pub fn for_each_piece<E: From<DataError>>(
+        &self,
+        block: u64,
+        mut f: impl FnMut(Piece) -> Result<(), E>,
+    ) -> Result<(), E> {
         let s = self.block_starts.partition_point(|&x| x <= block) - 1;
         let shard = &self.shards[s];
         let b = self.spec.block_size as u64;
         let start = (block - self.block_starts[s]) * b;
         let end = start + b;
         let total = shard.cum.last();
-        let mut k = shard.cum.count_le(start).saturating_sub(1);
+        let markers = self.spec.row_span(0) as u64;
+        let k0 = shard.cum.count_le(start).saturating_sub(1);
+        // The row before the first one must end where it starts (a damaged
+        // offset can make a search land past rows it skips).
+        if k0 > 0 {
+            let before = shard.cum.get(k0 - 1);
+            if shard
+                .cum
+                .get(k0)
+                .checked_sub(before)
+                .and_then(|s| s.checked_sub(markers))
+                .is_none()
+            {
+                return Err(shard
+                    .cum
+                    .inconsistent(k0 - 1..k0, "row offsets out of order".into())
+                    .into());
+            }
+        }
+        let mut k = k0;
+        // Stream positions the pieces cover; must come to `b`.
+        let mut filled = 0u64;
         while k + 1 < shard.cum.len() && shard.cum.get(k) < end {
             let row_start = shard.cum.get(k);
-            let len = (shard.cum.get(k + 1) - row_start) as usize - self.spec.row_span(0);
+            let next = shard.cum.get(k + 1);
+            let Some(len) = next
+                .checked_sub(row_start)
+                .and_then(|span| span.checked_sub(markers))
+                .filter(|_| next <= total && shard.cum.in_bounds(k + 1))
+            else {
+                return Err(shard
+                    .cum
+                    .inconsistent(k..k + 1, "row offsets out of order".into())
+                    .into());
+            };
             let pos = shard.first + k;
             let mut off = row_start;
             let overlap = |a: u64, z: u64| a.max(start) < z.min(end);
             if self.spec.bos.is_some() {
                 if overlap(off, off + 1) {
-                    f(Piece::Bos(pos));
+                    filled += 1;
+                    f(Piece::Bos(pos))?;
                 }
                 off += 1;
             }
-            let (a, z) = (off.max(start), (off + len as u64).min(end));
+            let (a, z) = (off.max(start), off.saturating_add(len).min(end));
             if a < z {
-                f(Piece::Tokens(pos, (a - off) as usize..(z - off) as usize));
+                filled += z - a;
+                f(Piece::Tokens(pos, (a - off) as usize..(z - off) as usize))?;
             }
-            off += len as u64;
-            if self.spec.eos.is_some() && overlap(off, off + 1) {
-                f(Piece::Eos(pos));
+            off = off.saturating_add(len);
+            if self.spec.eos.is_some() && overlap(off, off.saturating_add(1)) {
+                filled += 1;
+                f(Piece::Eos(pos))?;
             }
             k += 1;
         }
         if end > total {
-            f(Piece::Pad((end - total.max(start)) as usize));
+            let pad = end - total.max(start);
+            filled += pad;
+            f(Piece::Pad(pad as usize))?;
         }
+        if filled != b {
+            return Err(shard
+                .cum
+                .inconsistent(
+                    k0..k.max(k0 + 1),
+                    format!(
+                        "row offsets out of order: block {block} came to {filled} of {b} tokens"
+                    ),
+                )
+                .into());
+        }
+        Ok(())
     }
 }
 
@@ -300,6 +468,18 @@ mod tests {
             pad_id: 0,
             source_ids: false,
         }
+    }
+
+    fn token_column(offsets: &[u64], bytes: Bytes) -> Column {
+        Column::from_parts(
+            crate::data::ColumnSchema {
+                name: "token_ids".into(),
+                kind: crate::data::ColumnKind::Tokens,
+                width: 2,
+            },
+            Bytes::owned(vec![0; 2 * *offsets.last().unwrap() as usize]),
+            Some(bytes),
+        )
     }
 
     fn piece_len(p: &Piece) -> usize {
@@ -324,13 +504,13 @@ mod tests {
         assert_eq!(idx.num_blocks(), 16);
         for b in 0..16 {
             assert_eq!(
-                idx.pieces(b).iter().map(piece_len).sum::<usize>(),
+                idx.pieces(b).unwrap().iter().map(piece_len).sum::<usize>(),
                 8,
                 "block {b}"
             );
         }
         assert_eq!(
-            idx.pieces(0),
+            idx.pieces(0).unwrap(),
             vec![
                 Piece::Bos(0),
                 Piece::Tokens(0, 0..4),
@@ -359,6 +539,7 @@ mod tests {
             offsets.push(offsets.last().unwrap() + l as u64);
         }
         let bytes = Bytes::owned(offsets.iter().flat_map(|o| o.to_le_bytes()).collect());
+        let column = token_column(&offsets, bytes.clone());
         for shards in [
             vec![0..4, 4..9],
             vec![0..130, 130..300],
@@ -374,10 +555,15 @@ mod tests {
                     spec(block, bos, drop_last),
                     shards.iter().map(|r| (r.start, lens[r.clone()].to_vec())),
                 );
-                let b = PackIndex::build_contiguous(spec(block, bos, drop_last), &bytes, &shards);
+                let b = PackIndex::build_contiguous(spec(block, bos, drop_last), &column, &shards)
+                    .unwrap();
                 assert_eq!(a.shard_blocks(), b.shard_blocks());
                 for blk in 0..a.num_blocks() {
-                    assert_eq!(a.pieces(blk), b.pieces(blk), "block {blk} of {shards:?}");
+                    assert_eq!(
+                        a.pieces(blk).unwrap(),
+                        b.pieces(blk).unwrap(),
+                        "block {blk} of {shards:?}"
+                    );
                 }
             }
         }
@@ -388,7 +574,7 @@ mod tests {
         let idx = PackIndex::build(spec(8, false, false), vec![(0, vec![3, 3])]);
         assert_eq!(idx.num_blocks(), 1);
         assert_eq!(
-            idx.pieces(0),
+            idx.pieces(0).unwrap(),
             vec![
                 Piece::Tokens(0, 0..3),
                 Piece::Eos(0),
@@ -399,7 +585,7 @@ mod tests {
         let idx = PackIndex::build(spec(5, false, false), vec![(0, vec![3, 3])]);
         assert_eq!(idx.num_blocks(), 2);
         assert_eq!(
-            idx.pieces(1),
+            idx.pieces(1).unwrap(),
             vec![Piece::Tokens(1, 1..3), Piece::Eos(1), Piece::Pad(2)]
         );
     }
@@ -415,7 +601,7 @@ mod tests {
                 );
                 let mut seen = vec![0usize; lens.len()];
                 for b in 0..idx.num_blocks() {
-                    let ps = idx.pieces(b);
+                    let ps = idx.pieces(b).unwrap();
                     assert_eq!(ps.iter().map(piece_len).sum::<usize>(), block);
                     for p in ps {
                         if let Piece::Tokens(pos, r) = p {
@@ -426,5 +612,64 @@ mod tests {
                 assert_eq!(seen, lens);
             }
         }
+    }
+
+    #[test]
+    fn damaged_offsets_are_errors_naming_the_row_never_panics() {
+        // 200 rows of 3 ids; row 100's end offset decreases, then row 150's
+        // runs past the data.
+        let mut offsets: Vec<u64> = (0..=200).map(|i| 3 * i).collect();
+        let good = token_column(&offsets, Bytes::owned(Vec::new()));
+        let column = |offsets: &[u64]| {
+            Column::from_parts(
+                good.schema().clone(),
+                good.data().clone(),
+                Some(Bytes::owned(
+                    offsets.iter().flat_map(|o| o.to_le_bytes()).collect(),
+                )),
+            )
+            .with_files("/c/col1.data".into(), Some("/c/col1.offsets".into()))
+        };
+        offsets[101] = 7;
+        let shards = [0..200];
+        for (block, bos) in [(4, true), (5, false), (16, true), (600, false)] {
+            match PackIndex::build_contiguous(spec(block, bos, false), &column(&offsets), &shards) {
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains("/c/col1.offsets") && e.contains("row 100"),
+                        "{e}"
+                    );
+                }
+                Ok(idx) => {
+                    let errors: Vec<String> = (0..idx.num_blocks())
+                        .filter_map(|b| idx.pieces(b).err().map(|e| e.to_string()))
+                        .collect();
+                    assert!(!errors.is_empty(), "block size {block}: no error");
+                    for e in errors {
+                        assert!(
+                            e.contains("/c/col1.offsets") && e.contains("row 100"),
+                            "{e}"
+                        );
+                    }
+                }
+            }
+        }
+        // A sampled (every 64th) offset out of order or past the data fails the build.
+        for (i, v) in [(128, 1), (64, 10_000)] {
+            let mut o: Vec<u64> = (0..=200).map(|i| 3 * i).collect();
+            o[i] = v;
+            let e = PackIndex::build_contiguous(spec(8, true, false), &column(&o), &shards)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("/c/col1.offsets") && e.contains(&format!("row {}", i - 1)),
+                "{e}"
+            );
+        }
+        assert!(
+            PackIndex::build_contiguous(spec(8, true, false), &column(&offsets), &[0..201])
+                .is_err()
+        );
     }
 }

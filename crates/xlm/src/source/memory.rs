@@ -141,7 +141,7 @@ mod tests {
             let t = load(name);
             assert_eq!(t.len(), n, "{name}");
             for i in 0..n {
-                let e = t.row(i);
+                let e = t.row(i).unwrap();
                 let id = e.int("id").unwrap();
                 assert_eq!(id, first + i as i64);
                 assert_eq!(e.text("text").unwrap(), format!("row_{id}"));
@@ -154,19 +154,20 @@ mod tests {
         }
         let v = load("mem/raw_varlen/train");
         let lens: Vec<usize> = (0..16)
-            .map(|i| v.row(i).list("token_ids").unwrap().len())
+            .map(|i| v.row(i).unwrap().list("token_ids").unwrap().len())
             .collect();
         assert_eq!(lens, [4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 10, 10, 10, 10]);
         assert!(load("mem/raw/train")
             .rows()
-            .all(|e| e.list("token_ids").unwrap().len() == 6));
+            .all(|e| e.unwrap().list("token_ids").unwrap().len() == 6));
         // Deterministic content.
         assert_eq!(
-            load("mem/raw/train").row(3),
+            load("mem/raw/train").row(3).unwrap(),
             MemoryRegistry::builtin()
                 .load(&FullName::parse("mem/raw/train").unwrap())
                 .unwrap()
                 .row(3)
+                .unwrap()
         );
     }
 

@@ -83,6 +83,9 @@ pub enum SourceError {
         /// The splits it has.
         available: String,
     },
+    /// A row of the table being streamed cannot be read (a damaged cache).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     /// The consumer of a streamed source stopped it (its error says why).
     #[error("the consumer of the stream stopped it")]
     Stopped,
@@ -111,7 +114,7 @@ pub fn chunk_table(
     let mut start = 0;
     while start < table.len() {
         let end = (start + chunk_rows).min(table.len());
-        sink(table.slice(start..end))?;
+        sink(table.slice(start..end)?)?;
         start = end;
     }
     Ok(())

@@ -92,3 +92,21 @@ pub fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     v.sort();
     v
 }
+
+/// The `kind` loader of `rank` of `world` from a manager that is already
+/// set up: setup is told the rank (it only records it the second time),
+/// then the loader is made for it. Simulates ranks in one process.
+#[allow(dead_code)]
+pub fn rank_loader(
+    dm: &mut DatasetManager,
+    dir: &Path,
+    kind: &str,
+    rank: usize,
+    world: usize,
+) -> xlm::loader::DataLoader {
+    let stage = dm.config().stages[0];
+    dm.setup(stage, &setup_args(dir, 8, world > 1, rank, world))
+        .expect("setup");
+    dm.get_dataloader(kind, world > 1, rank, world)
+        .expect("get_dataloader")
+}
