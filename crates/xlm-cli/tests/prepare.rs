@@ -70,9 +70,9 @@ fn parallel_prepare_is_byte_identical_for_any_thread_count() {
             .unwrap()
             .unwrap();
         assert_eq!(t.len(), 19_999);
-        assert_eq!(t.row(0).int("id").unwrap(), 1);
+        assert_eq!(t.row(0).unwrap().int("id").unwrap(), 1);
         assert_eq!(
-            t.row(19_998).list("token_ids").unwrap(),
+            t.row(19_998).unwrap().list("token_ids").unwrap(),
             [
                 7 + 19_999 % 50,
                 7 + (19_999 * 7) % 50,
@@ -171,9 +171,9 @@ fn hub_source_reads_jsonl_and_parquet_splits_from_the_cache_offline() {
         .prepare_data(&prepare_args(&d.path().join("cache"), true))
         .unwrap()
         .unwrap();
-    let ids: Vec<i64> = t.rows().map(|e| e.int("id").unwrap()).collect();
+    let ids: Vec<i64> = t.rows().map(|e| e.unwrap().int("id").unwrap()).collect();
     assert_eq!(ids, [0, 1, 2, 3, 4], "jsonl shard, then parquet shard");
-    assert_eq!(t.row(3).list("token_ids").unwrap(), [10, 11, 12]);
+    assert_eq!(t.row(3).unwrap().list("token_ids").unwrap(), [10, 11, 12]);
     let dm = DatasetManager::builder(cfg("test"))
         .source(source.clone())
         .build()
@@ -239,7 +239,7 @@ fn prepare_cli_uses_hf_home_offline_and_inspect_reports_the_cache() {
     );
 
     let t = xlm::cache::open(&cache.join("org/toy/train")).unwrap();
-    let s = xlm_cli::inspect::summarize(&t, 1, None);
+    let s = xlm_cli::inspect::summarize(&t, 1, None).unwrap();
     let tok = s.columns.iter().find(|c| c.name == "token_ids").unwrap();
     assert_eq!(
         (
@@ -290,4 +290,282 @@ fn prepare_cli_uses_hf_home_offline_and_inspect_reports_the_cache() {
         !out.status.unwrap().success() && out.stderr.contains("prepare.json"),
         "{out:?}"
     );
+}
+
+/// A WordLevel `tokenizer.json` over `w0`..`w49` (slower than the built-in
+/// test tokenizer, so a prepare of a few MB takes a moment).
+fn word_level_tokenizer(path: &Path) {
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("[UNK]".into(), json!(0));
+    for i in 0..50 {
+        vocab.insert(format!("w{i}"), json!(i + 1));
+    }
+    std::fs::write(
+        path,
+        json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+            "model": {"type": "WordLevel", "unk_token": "[UNK]", "vocab": vocab}
+        })
+        .to_string(),
+    )
+    .unwrap();
+}
+
+/// The target after a prepare was killed: absent or not a cache, or a
+/// complete cache that `verify` accepts.
+fn assert_absent_or_complete(target: &Path, rows: usize, what: &str) {
+    if xlm::cache::is_cache(target) {
+        let t = xlm::cache::open(target).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(t.len(), rows, "{what}");
+        xlm::cache::verify(target).unwrap_or_else(|e| panic!("{what}: {e}"));
+    } else {
+        assert!(xlm::cache::open(target).is_err(), "{what}");
+    }
+}
+
+fn leftovers(parent: &Path) -> Vec<String> {
+    std::fs::read_dir(parent)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".train."))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn kill_9_of_prepare_never_leaves_a_partial_cache() {
+    let d = tempfile::tempdir().unwrap();
+    let rows = 40_000;
+    let data = d.path().join("train.jsonl");
+    let text: String = (0..rows)
+        .map(|i| {
+            let words: Vec<String> = (0..100).map(|k| format!("w{}", (i * k + k) % 50)).collect();
+            format!("{{\"id\": {i}, \"text\": \"{}\"}}\n", words.join(" "))
+        })
+        .collect();
+    std::fs::write(&data, text).unwrap();
+    let tok = d.path().join("tokenizer.json");
+    word_level_tokenizer(&tok);
+    let cache = d.path().join("cache");
+    let cfg = d.path().join("prepare.json");
+    std::fs::write(
+        &cfg,
+        json!({"dsm_kwargs": {"full_name": "local/toy/train", "ds_type": "jsonl", "data_files": data,
+                              "preprocess_function": "tokenize", "columns_to_remove": ["text"],
+                              "rewrite_manual_cache": true},
+               "tokenizer": {"kind": "tokenizer_json", "path": tok},
+               "manual_cache_dir": cache, "num_proc": 2})
+        .to_string(),
+    )
+    .unwrap();
+    let target = cache.join("local/toy/train");
+    let parent = target.parent().unwrap().to_path_buf();
+    let prepare = || {
+        let mut c = Command::new(xlm_bin());
+        c.args(["prepare", "--config"]).arg(&cfg);
+        c
+    };
+    let started = std::time::Instant::now();
+    let out = run_command(prepare(), Duration::from_secs(120));
+    let full = started.elapsed();
+    assert!(out.status.unwrap().success(), "{out:?}");
+    assert_absent_or_complete(&target, rows, "first prepare");
+
+    // Kill at 20 points of a fixed-seed sequence over the whole run; every
+    // 4th time with no cache there yet.
+    let mut rng = xlm::plan::Rng::new(&[0x6b69_6c6c]);
+    let mut mid_run = 0;
+    for i in 0..20 {
+        if i % 4 == 3 {
+            std::fs::remove_dir_all(&target).unwrap_or_default();
+        }
+        let delay = full.mul_f64(rng.below(1150) as f64 / 1000.0);
+        let mut child = prepare()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            mid_run += 1;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert_absent_or_complete(&target, rows, &format!("killed after {delay:?}"));
+    }
+    assert!(
+        mid_run >= 10,
+        "only {mid_run} of 20 kills hit a running prepare"
+    );
+
+    // The next prepare succeeds and removes what the killed ones left.
+    let out = run_command(prepare(), Duration::from_secs(120));
+    assert!(out.status.unwrap().success(), "{out:?}");
+    assert_absent_or_complete(&target, rows, "last prepare");
+    assert!(xlm::cache::is_cache(&target));
+    assert_eq!(leftovers(&parent), Vec::<String>::new());
+}
+
+#[test]
+fn inspect_reports_damaged_caches_naming_the_file_and_never_panics() {
+    let d = tempfile::tempdir().unwrap();
+    let t = xlm::data::Table::from_examples((0..50i64).map(|i| {
+        xlm::data::Example::new()
+            .with("id", xlm::data::Value::Int(i))
+            .with(
+                "token_ids",
+                xlm::data::Value::List((0..i % 4 + 1).map(|t| 7 + t).collect()),
+            )
+            .with("text", xlm::data::Value::Text(format!("row {i} é")))
+    }))
+    .unwrap();
+    let offsets = |dir: &Path, col: &str| {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        let c = m["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == col)
+            .unwrap()
+            .clone();
+        (
+            dir.join(c["data_file"].as_str().unwrap()),
+            dir.join(c["offsets_file"].as_str().unwrap()),
+        )
+    };
+    let set = |path: &Path, entry: usize, f: &dyn Fn(u64) -> u64| {
+        let mut b = std::fs::read(path).unwrap();
+        let v = u64::from_le_bytes(b[entry * 8..entry * 8 + 8].try_into().unwrap());
+        b[entry * 8..entry * 8 + 8].copy_from_slice(&f(v).to_le_bytes());
+        std::fs::write(path, b).unwrap();
+    };
+    // Recompute sizes and CRCs so only the row checks can catch the damage.
+    let fix = |dir: &Path| {
+        let p = dir.join("manifest.json");
+        let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        for c in m["columns"].as_array_mut().unwrap() {
+            for (f, n, crc) in [
+                ("data_file", "data_bytes", "data_crc32"),
+                ("offsets_file", "offsets_bytes", "offsets_crc32"),
+            ] {
+                if let Some(name) = c[f].as_str() {
+                    let b = std::fs::read(dir.join(name)).unwrap();
+                    c[n] = json!(b.len());
+                    c[crc] = json!(crc32(&b));
+                }
+            }
+        }
+        std::fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    type Damage = Box<dyn Fn(&Path) -> (PathBuf, &'static str)>;
+    let damages: Vec<(&str, Damage)> = vec![
+        (
+            "decreasing middle offset",
+            Box::new(move |dir: &Path| {
+                let (_, off) = offsets(dir, "token_ids");
+                set(&off, 21, &|v| v - 3);
+                fix(dir);
+                (off, "row 20")
+            }),
+        ),
+        (
+            "offset past the data",
+            Box::new(move |dir: &Path| {
+                let (_, off) = offsets(dir, "token_ids");
+                set(&off, 33, &|v| v + (1 << 40));
+                fix(dir);
+                (off, "row 32")
+            }),
+        ),
+        (
+            "row boundary inside a UTF-8 character",
+            Box::new(move |dir: &Path| {
+                let (data, off) = offsets(dir, "text");
+                set(&off, 8, &|v| v - 1);
+                fix(dir);
+                (data, "row 7")
+            }),
+        ),
+        (
+            "overflowing row count",
+            Box::new(move |dir: &Path| {
+                let p = dir.join("manifest.json");
+                let text = std::fs::read_to_string(&p).unwrap();
+                std::fs::write(
+                    &p,
+                    text.replace("\"rows\":50", &format!("\"rows\":{}", u64::MAX)),
+                )
+                .unwrap();
+                (p, "rows")
+            }),
+        ),
+        (
+            "file name outside the cache",
+            Box::new(move |dir: &Path| {
+                let p = dir.join("manifest.json");
+                let (data, _) = offsets(dir, "token_ids");
+                std::fs::copy(&data, dir.parent().unwrap().join("stolen.data")).unwrap();
+                let name = data.file_name().unwrap().to_str().unwrap().to_string();
+                let text = std::fs::read_to_string(&p).unwrap();
+                std::fs::write(
+                    &p,
+                    text.replace(&format!("\"{name}\""), "\"../stolen.data\""),
+                )
+                .unwrap();
+                (p, "not a plain file name")
+            }),
+        ),
+    ];
+    for (i, (what, damage)) in damages.iter().enumerate() {
+        let dir = d.path().join(format!("c{i}/cache"));
+        xlm::cache::write(&t, &dir).unwrap();
+        // The manifest without whitespace, so the edits above can find fields.
+        let p = dir.join("manifest.json");
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        std::fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+        let (file, needle) = damage(&dir);
+        for args in [
+            &["inspect", "--verify"][..],
+            &["inspect"][..],
+            &["inspect", "--json", "--examples", "50"][..],
+        ] {
+            // Without --verify, text is checked only in the rows shown.
+            if needle == "row 7" && args == ["inspect"] {
+                continue;
+            }
+            let mut c = Command::new(xlm_bin());
+            c.args(args).arg(&dir);
+            let out = run_command(c, Duration::from_secs(60));
+            let status = out.status.unwrap();
+            assert!(
+                !status.success() && status.code() == Some(1),
+                "{what} {args:?}: {out:?}"
+            );
+            assert!(!out.stderr.contains("panicked"), "{what} {args:?}: {out:?}");
+            assert!(
+                out.stderr.contains(&file.display().to_string()) && out.stderr.contains(needle),
+                "{what} {args:?}: {out:?}"
+            );
+        }
+    }
+}
+
+/// CRC-32 (IEEE), as the manifest records it.
+fn crc32(b: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &x in b {
+        crc ^= x as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

@@ -5,6 +5,7 @@ use thiserror::Error;
 
 /// Any error the xlm library returns.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An invalid `DatasetManager` configuration (caught before any I/O).
     #[error(transparent)]

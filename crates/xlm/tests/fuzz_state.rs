@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use xlm::loader::{DataLoader, LoaderState};
 
@@ -97,15 +98,22 @@ fn mutated_state() -> impl Strategy<Value = String> {
     })
 }
 
+static TRIED: AtomicUsize = AtomicUsize::new(0);
+static PARSED: AtomicUsize = AtomicUsize::new(0);
+static RESTORED: AtomicUsize = AtomicUsize::new(0);
+
 /// Checks one state text against every loader.
 fn check(text: &str) {
+    TRIED.fetch_add(1, Ordering::Relaxed);
     let Ok(state) = LoaderState::from_json(text) else {
         return;
     };
+    PARSED.fetch_add(1, Ordering::Relaxed);
     for loader in &fixture().loaders {
         if loader.restore(&state).is_err() {
             continue;
         }
+        RESTORED.fetch_add(1, Ordering::Relaxed);
         // A restored position: the next batch is a full batch or the epoch
         // ends; never a panic or a batch of another size.
         if let Some(batch) = loader.iter().next() {
@@ -135,4 +143,39 @@ proptest! {
         v["consumed"] = json!(if epoch % 2 == 0 { consumed } else { small });
         check(&v.to_string());
     }
+}
+
+/// Runs the positions target again with counters: every generated case
+/// reaches `check`, and a good share of them restore and read a batch.
+#[test]
+fn the_fuzz_reaches_restore_and_iteration() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 2_000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let (t0, r0) = (
+        TRIED.load(Ordering::Relaxed),
+        RESTORED.load(Ordering::Relaxed),
+    );
+    runner
+        .run(&(0u64..4, 0u64..120), |(epoch, consumed)| {
+            let mut v = fixture().valid.clone();
+            v["epoch"] = json!(epoch);
+            v["consumed"] = json!(consumed);
+            check(&v.to_string());
+            Ok(())
+        })
+        .unwrap();
+    let tried = TRIED.load(Ordering::Relaxed) - t0;
+    let restored = RESTORED.load(Ordering::Relaxed) - r0;
+    eprintln!(
+        "loader-state fuzz: {} texts tried in all, {} parsed, {} restores (this target: {tried} tried, {restored} restored)",
+        TRIED.load(Ordering::Relaxed),
+        PARSED.load(Ordering::Relaxed),
+        RESTORED.load(Ordering::Relaxed)
+    );
+    assert!(tried >= 2_000, "{tried}");
+    // Positions 0..=60 of 0..120 are in range: about half restore.
+    assert!(restored >= 800, "in-range positions restore: {restored}");
 }

@@ -4,14 +4,15 @@
 //! `slice` + the packing index + `verify`. Errors are fine; a panic fails.
 //!
 //! Run: `cargo test -p xlm --test manifest_fuzz` (10,000 cases, a few seconds).
+#![allow(clippy::single_range_in_vec_init)] // shard lists of one range
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use xlm::cache;
 use xlm::data::{ColumnKind, Example, Table, Value};
 use xlm::plan::{PackIndex, PackSpec};
@@ -316,7 +317,9 @@ fn materialize(base: &Base, input: &Input, dir: &Path, on_disk: &mut HashMap<Str
                             json!(["id", "token_ids", "wide", "text", ""][*k as usize % 5]),
                         );
                     }),
-                    Edit::DataBytes(c, n) => with_column(&mut m, *c, |o| set_num(o, "data_bytes", n)),
+                    Edit::DataBytes(c, n) => {
+                        with_column(&mut m, *c, |o| set_num(o, "data_bytes", n))
+                    }
                     Edit::OffsetsBytes(c, n) => with_column(&mut m, *c, |o| match n {
                         Some(n) => set_num(o, "offsets_bytes", n),
                         None => {
@@ -324,7 +327,11 @@ fn materialize(base: &Base, input: &Input, dir: &Path, on_disk: &mut HashMap<Str
                         }
                     }),
                     Edit::Crc(c, offsets, n) => with_column(&mut m, *c, |o| {
-                        let key = if *offsets { "offsets_crc32" } else { "data_crc32" };
+                        let key = if *offsets {
+                            "offsets_crc32"
+                        } else {
+                            "data_crc32"
+                        };
                         let old = o.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
                         o.insert(key.into(), json!(n.apply(old) as u32));
                     }),
@@ -408,8 +415,11 @@ fn materialize(base: &Base, input: &Input, dir: &Path, on_disk: &mut HashMap<Str
                                     ("data_file", "data_bytes", "data_crc32"),
                                     ("offsets_file", "offsets_bytes", "offsets_crc32"),
                                 ] {
-                                    let name = c.get(file).and_then(|v| v.as_str()).map(String::from);
-                                    if let Some(f) = name.and_then(|n| files.iter().find(|f| f.0 == n)) {
+                                    let name =
+                                        c.get(file).and_then(|v| v.as_str()).map(String::from);
+                                    if let Some(f) =
+                                        name.and_then(|n| files.iter().find(|f| f.0 == n))
+                                    {
                                         c[bytes] = json!(f.1.len());
                                         c[crc] = json!(crc32(&f.1));
                                     }

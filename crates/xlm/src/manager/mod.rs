@@ -31,6 +31,7 @@ use thiserror::Error;
 
 /// An invalid configuration, found at construction.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The config does not parse or does not match the schema.
     #[error("invalid DatasetManager config: {0}")]
@@ -67,6 +68,7 @@ pub enum ConfigError {
 
 /// The life cycle was used out of order or with bad arguments.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum LifecycleError {
     /// `get_dataloader` was called before `setup`.
     #[error(

@@ -141,7 +141,6 @@ impl DatasetManager {
             return Err(e);
         }
         streamed?;
-        drop(on_chunk);
         flush(&mut pending)?;
         if let Some(p) = progress {
             p.finish();

@@ -398,13 +398,13 @@ impl PackIndex {
         let mut k = k0;
         // Stream positions the pieces cover; must come to `b`.
         let mut filled = 0u64;
-        while k + 1 < shard.cum.len() && shard.cum.get(k) < end {
-            let row_start = shard.cum.get(k);
+        let mut row_start = shard.cum.get(k0);
+        while k + 1 < shard.cum.len() && row_start < end {
             let next = shard.cum.get(k + 1);
             let Some(len) = next
                 .checked_sub(row_start)
                 .and_then(|span| span.checked_sub(markers))
-                .filter(|_| next <= total && shard.cum.in_bounds(k + 1))
+                .filter(|_| next <= total)
             else {
                 return Err(shard
                     .cum
@@ -431,7 +431,16 @@ impl PackIndex {
                 filled += 1;
                 f(Piece::Eos(pos))?;
             }
+            row_start = next;
             k += 1;
+        }
+        // The offsets read went up row by row (checked above), so the last
+        // one bounds them all: it must be within the data.
+        if !shard.cum.in_bounds(k) {
+            return Err(shard
+                .cum
+                .inconsistent(k0..k, "row offsets past the end of the data".into())
+                .into());
         }
         if end > total {
             let pad = end - total.max(start);
@@ -615,6 +624,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn damaged_offsets_are_errors_naming_the_row_never_panics() {
         // 200 rows of 3 ids; row 100's end offset decreases, then row 150's
         // runs past the data.

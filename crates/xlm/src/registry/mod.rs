@@ -31,6 +31,7 @@ use thiserror::Error;
 
 /// Errors of named functions.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ProcessError {
     /// No function of that kind has that name.
     #[error("{key}: no {kind} named `{name}` (registered: {available})")]

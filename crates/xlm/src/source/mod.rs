@@ -29,6 +29,7 @@ use thiserror::Error;
 
 /// Why a source could not produce rows.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// `full_name` has the wrong number of path segments.
     #[error("full_name `{name}` has {segments} path segment(s); expected `repo/dataset/split` (3) or `repo/dataset/config/split` (4)")]

@@ -21,6 +21,7 @@ use thiserror::Error;
 
 /// Tokenizer failures.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum TokenizerError {
     /// A word is not in the vocabulary.
     #[error("word `{word}` is not in the vocabulary of SimpleSpaceTokenizer (text: {text:?})")]
