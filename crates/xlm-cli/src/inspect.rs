@@ -68,8 +68,11 @@ pub fn summarize(
             match s.kind {
                 ColumnKind::Int64 => {
                     out.elements = n as u64;
-                    out.min_value = (0..n).map(|i| c.int(i)).min();
-                    out.max_value = (0..n).map(|i| c.int(i)).max();
+                    for i in 0..n {
+                        let v = c.int(i)?;
+                        out.min_value = Some(out.min_value.map_or(v, |m: i64| m.min(v)));
+                        out.max_value = Some(out.max_value.map_or(v, |m: i64| m.max(v)));
+                    }
                 }
                 ColumnKind::Tokens | ColumnKind::Text => {
                     let (mut lo, mut hi) = (u64::MAX, 0u64);

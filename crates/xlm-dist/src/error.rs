@@ -6,6 +6,7 @@ use thiserror::Error;
 /// Errors of the distributed runtime. Each names the rank that reports it,
 /// and where it applies the operation and the peer.
 #[derive(Debug, Clone, Error)]
+#[non_exhaustive]
 pub enum DistError {
     /// A rank variable is not a number.
     #[error("environment variable {var}={value:?} is not a non-negative integer")]

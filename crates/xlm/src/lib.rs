@@ -12,9 +12,9 @@
 //! | functions | [`registry`] | named preprocess functions, filters, processors, packers, collators |
 //! | collation | [`collate`] | examples to a [`Batch`] (depends on the data model only) |
 //! | cache | [`cache`] | the atomic, memory-mapped on-disk cache |
-//! | life cycle | [`manager`] | `DatasetManager`: prepare_data, setup, get_dataloader, set_epoch |
+//! | life cycle | [`manager`] | `DatasetManager`: prepare_data, setup, dataloader, set_epoch |
 //! | plan | [`plan`] | which sample each rank yields at each step, as a pure function |
-//! | loader | [`loader`] | worker threads, collation and [`loader::Batch`]es in a fixed order |
+//! | loader | [`loader`] | worker threads and [`Batch`]es in a fixed order, resumable |
 //!
 //! The design rule that everything else follows: sampling is a pure function
 //! of (number of samples, seed, epoch, world size, rank, mode). Every rank

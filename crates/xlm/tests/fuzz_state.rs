@@ -53,6 +53,18 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// Integers at the edges, where arithmetic overflows.
+fn edge_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(u64::MAX),
+        Just(u64::MAX - 1),
+        Just(1u64 << 63),
+        Just(1u64 << 32),
+        Just(u64::from(u32::MAX)),
+        (0u64..4).prop_map(|k| u64::MAX - k),
+    ]
+}
+
 /// A JSON value of any kind, shallow.
 fn any_json() -> impl Strategy<Value = Json> {
     prop_oneof![
@@ -61,6 +73,7 @@ fn any_json() -> impl Strategy<Value = Json> {
         any::<u64>().prop_map(Json::from),
         any::<i64>().prop_map(Json::from),
         (0u64..64).prop_map(Json::from),
+        edge_u64().prop_map(Json::from),
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)),
         ".{0,12}".prop_map(Json::from),
         prop::collection::vec(0u64..5, 0..3).prop_map(Json::from),
@@ -137,10 +150,15 @@ proptest! {
     }
 
     #[test]
-    fn consumed_and_epoch_anywhere_never_panic(epoch in any::<u64>(), consumed in any::<u64>(), small in 0u64..200) {
+    fn consumed_and_epoch_anywhere_never_panic(
+        epoch in prop_oneof![0u64..4, edge_u64(), any::<u64>()],
+        consumed in prop_oneof![0u64..200, edge_u64(), any::<u64>()],
+        world in prop_oneof![1u64..5, edge_u64()],
+    ) {
         let mut v = fixture().valid.clone();
-        v["epoch"] = json!(epoch % 4);
-        v["consumed"] = json!(if epoch % 2 == 0 { consumed } else { small });
+        v["epoch"] = json!(epoch);
+        v["consumed"] = json!(consumed);
+        v["world_size"] = json!(world);
         check(&v.to_string());
     }
 }

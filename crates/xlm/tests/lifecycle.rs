@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use xlm::manager::{DatasetManager, Stage};
+use xlm::manager::{DatasetManager, LoaderType, Stage};
 use xlm::tokenizer::TokenizerConfig;
 
 #[test]
@@ -117,5 +117,50 @@ fn local_jsonl_and_csv_with_a_tokenizer_json() {
         );
         let blocks: usize = loader.iter().map(|b| b.unwrap().len()).sum();
         assert_eq!(blocks, 9, "{ds_type}");
+    }
+}
+
+#[test]
+fn packing_rows_with_string_ids_neither_panics_nor_invents_source_ids() {
+    // Hugging Face data often has string ids ("a1"): the packer must treat
+    // them as "no source id", not read them as integers.
+    let d = tempfile::tempdir().unwrap();
+    let jsonl = d.path().join("train.jsonl");
+    std::fs::write(
+        &jsonl,
+        (0..9)
+            .map(|i| format!("{{\"id\": \"r{i}\", \"token_ids\": [5, 6, 7, {i}]}}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    for (group, kwargs) in [
+        (
+            "pack_sequences",
+            json!({"block_size": 4, "drop_last": false, "eos_id": 2}),
+        ),
+        ("pack_with_id", json!({"block_size": 4, "drop_last": false})),
+    ] {
+        let cache = d.path().join(format!("cache-{group}"));
+        let mut dm = DatasetManager::new(config(json!({
+            "full_name": "local/strid/train", "ds_type": "jsonl", "data_files": {"train": &jsonl},
+            "iterable_dataset_shards": 2,
+            "on_the_fly_group_processor": group,
+            "on_the_fly_group_processor_kwargs": kwargs,
+            "collate_fn": "default", "dataloader_kwargs": {"batch_size": 2, "num_workers": 1}
+        })))
+        .unwrap();
+        dm.prepare_data(&prepare_args(&cache, false)).unwrap();
+        dm.setup(Stage::Fit, &setup_args(&cache, 4, false, 0, 1))
+            .unwrap();
+        let loader = dm.dataloader(LoaderType::Train).unwrap();
+        let mut blocks = 0;
+        for b in loader.iter() {
+            let b = b.unwrap_or_else(|e| panic!("{group}: {e}"));
+            blocks += b.len();
+            if let Some(src) = b.get("source_ids") {
+                assert!(src.data.iter().all(|&x| x == -1), "{group}: {src:?}");
+            }
+        }
+        assert!(blocks > 0, "{group}");
     }
 }

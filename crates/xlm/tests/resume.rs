@@ -489,3 +489,32 @@ fn a_restored_position_waits_for_its_epoch() {
     dm3.set_epoch(1);
     assert_eq!(batch_ids(&l3), full);
 }
+
+#[test]
+fn states_with_overflowing_numbers_are_refused_not_wrapped() {
+    let d = tempfile::tempdir().unwrap();
+    let s = trained_state(d.path(), json!({}));
+    for (field, value) in [
+        ("world_size", u64::MAX),
+        ("world_size", 0),
+        ("world_size", 3),
+        ("epoch", u64::MAX),
+        ("consumed", u64::MAX),
+    ] {
+        let mut v: Json = serde_json::from_str(&s.to_json()).unwrap();
+        v[field] = json!(value);
+        let state = LoaderState::from_json(&v.to_string()).unwrap();
+        let e = restore_into(d.path(), json!({}), &state).unwrap_err();
+        assert!(
+            matches!(e, ResumeError::Corrupt(_) | ResumeError::PastEnd { .. }),
+            "{field}={value}: {e:?}"
+        );
+    }
+    let inf = json!({"iterable_dataset_shards": 2, "make_infinite": true});
+    let s = trained_state(d.path(), inf.clone());
+    let mut v: Json = serde_json::from_str(&s.to_json()).unwrap();
+    v["consumed"] = json!(u64::MAX - 1);
+    let state = LoaderState::from_json(&v.to_string()).unwrap();
+    let e = restore_into(d.path(), inf, &state).unwrap_err();
+    assert!(e.to_string().contains("`consumed`"), "{e}");
+}

@@ -2,19 +2,21 @@
 //! the other ranks; they connect, retrying until the timeout.
 //!
 //! Every accepted connection gets its handshake on its own thread, with a
-//! short read timeout, so a silent stranger never delays the real ranks;
-//! a hello without this job's nonce is refused at once.
+//! short deadline for the whole hello (not per read, so a stranger sending
+//! a byte now and then is dropped on time too), so a silent or slow
+//! stranger never delays the real ranks; a hello without this job's nonce
+//! is refused at once.
 
 use crate::wire::{self, Frame, Kind, WireError};
 use crate::{DistError, RankEnv};
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long an accepted connection has to send its hello.
+/// How long an accepted connection has to send its whole hello.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in flight at once; further connections are closed at once
 /// (a real rank sees the close and retries).
@@ -27,6 +29,30 @@ pub(super) const OP: &str = "rendezvous";
 /// Socket timeouts must not be zero (std refuses it).
 pub(super) fn at_least_1ms(d: Duration) -> Duration {
     d.max(Duration::from_millis(1))
+}
+
+/// Reads from a socket under one deadline for a whole exchange: before each
+/// read the socket's read timeout is set to the time left, so a peer that
+/// sends a byte now and then cannot stretch the exchange past the deadline
+/// (a plain read timeout bounds each read only). Past the deadline a read
+/// fails with [`io::ErrorKind::TimedOut`].
+struct DeadlineReader<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the deadline passed",
+            ));
+        }
+        self.stream.set_read_timeout(Some(at_least_1ms(left)))?;
+        (&mut &*self.stream).read(buf)
+    }
 }
 
 /// Every address `MASTER_ADDR:MASTER_PORT` resolves to.
@@ -148,20 +174,27 @@ fn refuse(stream: &TcpStream, nonce: u64, reason: &str) {
     let _ = wire::write_frame(&mut &*stream, Kind::Reject, nonce, 0, OP, reason.as_bytes());
 }
 
+/// Reads one connection's hello, which must arrive whole within `limit`.
 fn handshake(stream: TcpStream, peer: SocketAddr, nonce: u64, limit: Duration) -> Handshake {
+    let deadline = super::deadline_after(limit);
     let refused = |reason: String| Handshake::Refused { peer, reason };
     // An accepted socket may inherit the listener's non-blocking mode.
     if let Err(e) = stream
         .set_nonblocking(false)
-        .and_then(|_| stream.set_read_timeout(Some(limit)))
-        .and_then(|_| stream.set_write_timeout(Some(limit)))
+        .and_then(|_| stream.set_write_timeout(Some(at_least_1ms(limit))))
     {
         return refused(e.to_string());
     }
     let _ = stream.set_nodelay(true);
-    let hello = match wire::read_frame(&mut &stream) {
+    let mut reader = DeadlineReader {
+        stream: &stream,
+        deadline,
+    };
+    let hello = match wire::read_frame(&mut reader) {
         Ok(f) => f,
-        Err(e) if e.is_timeout() => return refused(format!("sent no hello within {limit:?}")),
+        Err(e) if e.is_timeout() => {
+            return refused(format!("sent no complete hello within {limit:?}"))
+        }
         Err(e) => return refused(format!("no hello: {e}")),
     };
     if hello.nonce != nonce {
@@ -317,8 +350,7 @@ fn greet(
     let limit = at_least_1ms(deadline.saturating_duration_since(Instant::now()));
     let _ = stream.set_nodelay(true);
     stream
-        .set_read_timeout(Some(limit))
-        .and_then(|_| stream.set_write_timeout(Some(limit)))
+        .set_write_timeout(Some(limit))
         .map_err(|e| Greet::Retry(format!("{addr}: {e}")))?;
     let hello = wire::hello_payload(env.rank, env.world_size);
     wire::write_frame(&mut &*stream, Kind::Hello, nonce, 0, OP, &hello)
@@ -331,7 +363,9 @@ fn greet(
             reason,
         })
     };
-    match wire::read_frame(&mut &*stream) {
+    // Rank 0's whole answer by the rendezvous deadline, however it trickles in.
+    let mut reader = DeadlineReader { stream, deadline };
+    match wire::read_frame(&mut reader) {
         Ok(Frame {
             kind: Kind::Welcome,
             nonce: n,
@@ -399,5 +433,54 @@ pub(super) fn join(
             });
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_stranger_dribbling_a_hello_is_dropped_at_the_handshake_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let nonce = 7;
+        // A valid hello of this job, one byte every 300 ms: ~14 s in all,
+        // and never 300 ms without a byte, so no single read times out.
+        let hello = wire::encode(Kind::Hello, nonce, 0, OP, &wire::hello_payload(1, 2)).unwrap();
+        let len = hello.len();
+        let start = Instant::now();
+        let dribbler = std::thread::spawn(move || {
+            let s = TcpStream::connect(addr).unwrap();
+            for (sent, b) in hello.iter().enumerate() {
+                if (&s).write_all(&[*b]).is_err() {
+                    return (sent, start.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            (hello.len(), start.elapsed())
+        });
+        let (stream, peer) = listener.accept().unwrap();
+        let limit = Duration::from_millis(1500);
+        let h = handshake(stream, peer, nonce, limit);
+        let took = start.elapsed();
+        match h {
+            Handshake::Refused { reason, .. } => {
+                assert!(reason.contains("sent no complete hello within"), "{reason}")
+            }
+            Handshake::Hello { .. } => panic!("the dribbled hello was admitted after {took:?}"),
+        }
+        assert!(
+            took >= limit && took < limit + Duration::from_secs(2),
+            "dropped after {took:?}, the deadline is {limit:?}"
+        );
+        // The connection is closed then: the stranger's next writes fail.
+        let (sent, closed) = dribbler.join().unwrap();
+        assert!(sent < len, "the stranger sent its whole hello");
+        assert!(
+            closed < limit + Duration::from_secs(4),
+            "the stranger's connection was closed after {closed:?}"
+        );
     }
 }

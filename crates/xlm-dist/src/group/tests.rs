@@ -253,6 +253,41 @@ fn a_read_timing_out_mid_frame_breaks_the_group() {
 }
 
 #[test]
+fn a_rank_0_dribbling_its_welcome_is_given_up_at_the_rendezvous_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let e = env(1, 2, port);
+    let nonce = fingerprint(&e.job_nonce);
+    let t = Duration::from_millis(1500);
+    let start = Instant::now();
+    let joiner = std::thread::spawn(move || {
+        let r = ProcessGroup::connect(&e, t);
+        (r, start.elapsed())
+    });
+    let (s, _) = listener.accept().unwrap();
+    assert_eq!(read_frame(&mut &s).unwrap().kind, Kind::Hello);
+    // A valid welcome, one byte every 300 ms (~11 s in all): no single
+    // read times out, only the rendezvous deadline can end it.
+    let welcome = encode(Kind::Welcome, nonce, 0, "rendezvous", &[]).unwrap();
+    for b in &welcome {
+        if joiner.is_finished() || (&s).write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (r, took) = joiner.join().unwrap();
+    let err = r.unwrap_err();
+    assert!(
+        matches!(&err, DistError::Timeout { rank: 1, missing, .. } if missing == &vec![0]),
+        "{err}"
+    );
+    assert!(
+        took >= t && took < t + Duration::from_secs(2),
+        "gave up after {took:?}, the timeout is {t:?}"
+    );
+}
+
+#[test]
 fn rank_0_listens_where_other_machines_can_reach_it() {
     let v4 = |s: &str| s.parse::<SocketAddr>().unwrap();
     assert_eq!(bind_candidates("127.0.0.1", 5), vec![v4("127.0.0.1:5")]);

@@ -71,6 +71,7 @@ impl std::fmt::Display for RankEnd {
 
 /// Why a launch failed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum LaunchError {
     /// A rank failed; the others were stopped.
     #[error("xlm launch: rank {rank} {end}; stopped the other ranks ({summary})")]

@@ -169,10 +169,118 @@ impl Ranks {
         }
     }
 
-    /// Reaps every rank (after this their process-group ids may be reused).
+    /// Reaps every rank (after this their process-group ids may be reused),
+    /// waiting at most [`REAP_WAIT`] for all of them together: a rank stuck
+    /// in uninterruptible I/O (D state, e.g. on NFS or Lustre) does not die
+    /// from SIGKILL until that I/O ends, and must not hold up the launch,
+    /// whose outcome is already decided. Such a rank is reported on stderr
+    /// and left unreaped.
     pub fn reap(&mut self) {
-        for c in &mut self.children {
-            let _ = c.wait();
+        self.reap_within(REAP_WAIT);
+    }
+
+    /// [`reap`](Self::reap) with at most `wait` for all the ranks together;
+    /// returns the ranks it stopped waiting for.
+    fn reap_within(&mut self, wait: Duration) -> Vec<usize> {
+        let deadline = Instant::now().checked_add(wait);
+        let mut left = Vec::new();
+        for (rank, c) in self.children.iter_mut().enumerate() {
+            if !wait_until(c, deadline) {
+                eprintln!(
+                    "xlm launch: rank {rank} (pid {}) did not exit after SIGKILL; not waiting for it",
+                    c.id()
+                );
+                left.push(rank);
+            }
         }
+        left
+    }
+}
+
+/// How long [`Ranks::reap`] waits for the ranks (all together) after they
+/// were stopped or ended.
+const REAP_WAIT: Duration = Duration::from_secs(5);
+
+/// Reaps `child` if it exits before `deadline` (`None`: no limit). Returns
+/// false if it is still running at the deadline; true once it is reaped, or
+/// if it cannot be waited for at all (nothing more to wait for then).
+fn wait_until(child: &mut Child, deadline: Option<Instant>) -> bool {
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child that outlives the test unless killed: it stands for a rank
+    /// stuck in uninterruptible I/O, which SIGKILL does not end at once.
+    fn stuck_child() -> Child {
+        Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start `sleep 30`")
+    }
+
+    fn cleanup(mut c: Child) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    #[test]
+    fn the_bounded_wait_gives_up_on_a_child_that_does_not_exit() {
+        let mut child = stuck_child();
+        let start = Instant::now();
+        let reaped = wait_until(&mut child, Some(start + Duration::from_millis(300)));
+        let took = start.elapsed();
+        cleanup(child);
+        assert!(!reaped, "a running child is not reaped");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+            "gave up after {took:?}"
+        );
+    }
+
+    #[test]
+    fn the_bounded_wait_reaps_a_child_that_exits() {
+        let mut child = Command::new("true").spawn().expect("start `true`");
+        let start = Instant::now();
+        assert!(wait_until(
+            &mut child,
+            Some(start + Duration::from_secs(10))
+        ));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(child
+            .try_wait()
+            .is_ok_and(|s| s.is_some_and(|s| s.success())));
+    }
+
+    #[test]
+    fn reap_leaves_a_rank_that_does_not_exit_and_reaps_the_others() {
+        let done = Command::new("true").spawn().expect("start `true`");
+        let mut ranks = Ranks {
+            children: vec![done, stuck_child()],
+            ends: vec![None, None],
+        };
+        let start = Instant::now();
+        let left = ranks.reap_within(Duration::from_millis(300));
+        let took = start.elapsed();
+        let stuck = ranks.children.pop();
+        let first = ranks.children[0].try_wait();
+        if let Some(c) = stuck {
+            cleanup(c);
+        }
+        assert_eq!(left, vec![1]);
+        assert!(took < Duration::from_secs(3), "reaping took {took:?}");
+        assert!(first.is_ok_and(|s| s.is_some()), "rank 0 was reaped");
     }
 }

@@ -31,6 +31,7 @@ use thiserror::Error;
 
 /// Errors of the cache layer; each names the directory or file at fault.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CacheError {
     /// The directory is not an xlm cache.
     #[error("{path}: not an xlm cache ({reason}); run prepare_data to build it, or delete the directory")]

@@ -23,6 +23,7 @@ use thiserror::Error;
 
 /// A value or column had the wrong kind, or a row did not fit its table.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum DataError {
     /// A value or column has the wrong kind.
     #[error("column `{column}`: expected {expected}, found {found}")]

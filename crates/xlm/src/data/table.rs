@@ -17,6 +17,17 @@ pub enum ColumnKind {
     Text,
 }
 
+impl ColumnKind {
+    /// The kind's name, as in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnKind::Int64 => "int64",
+            ColumnKind::Tokens => "tokens",
+            ColumnKind::Text => "text",
+        }
+    }
+}
+
 /// A column's name, kind and storage width.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -299,13 +310,22 @@ impl Column {
         }
     }
 
-    /// Integer of `row` (int64 column). The cache reader checks that the
-    /// column holds one per row, so this cannot fail for `row < len`.
-    ///
-    /// # Panics
-    /// If `row` is not a row of the column.
-    pub fn int(&self, row: usize) -> i64 {
-        i64::from_le_bytes(self.data[8 * row..8 * row + 8].try_into().expect("8 bytes"))
+    /// Integer of `row` (int64 column); an error for another kind of
+    /// column or a row past the data.
+    #[inline]
+    pub fn int(&self, row: usize) -> Result<i64, DataError> {
+        if self.schema.kind != ColumnKind::Int64 {
+            return Err(DataError::Kind {
+                column: self.schema.name.clone(),
+                expected: "int64",
+                found: self.schema.kind.name(),
+            });
+        }
+        row.checked_mul(8)
+            .and_then(|a| self.data.get(a..a.checked_add(8)?))
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_le_bytes)
+            .ok_or_else(|| self.data_error(row, "the row is past the end of the data".into()))
     }
 
     /// Number of elements of `row` (token column) or bytes (text column).
@@ -367,7 +387,7 @@ impl Column {
     /// `row` as a [`Value`].
     pub fn value(&self, row: usize) -> Result<Value, DataError> {
         Ok(match self.schema.kind {
-            ColumnKind::Int64 => Value::Int(self.int(row)),
+            ColumnKind::Int64 => Value::Int(self.int(row)?),
             ColumnKind::Tokens => Value::List(self.tokens(row)?.to_vec()),
             ColumnKind::Text => Value::Text(self.text(row)?.to_string()),
         })

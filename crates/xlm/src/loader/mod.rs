@@ -117,6 +117,12 @@ pub fn collate_examples<R: SampleReader + ?Sized>(
     Ok(collate.collate(&examples)?)
 }
 
+/// Largest epoch a restored state may name (2^48: far beyond any run).
+pub const MAX_EPOCH: u64 = 1 << 48;
+
+/// Largest position a restored state of an endless stream may name (2^62).
+pub const MAX_CONSUMED: u64 = 1 << 62;
+
 /// Most worker threads one loader may start.
 pub const MAX_WORKERS: usize = 1024;
 /// Most batches one worker may hold ready.
@@ -261,9 +267,11 @@ impl DataLoader {
             pipeline_fingerprint: self.fingerprints.pipeline.clone(),
             seed: self.plan.seed,
             epoch: p.resume.map_or(p.epoch, |(e, _)| e),
-            consumed: p
-                .resume
-                .map_or(p.start + p.steps * self.plan.world_size, |(_, c)| c),
+            consumed: p.resume.map_or(
+                p.start
+                    .saturating_add(p.steps.saturating_mul(self.plan.world_size)),
+                |(_, c)| c,
+            ),
             global_batch_size: self.options.batch_size as u64 * self.plan.world_size,
             world_size: self.plan.world_size,
             num_workers: self.options.num_workers,
@@ -315,9 +323,34 @@ impl DataLoader {
                 world: w,
             });
         }
-        if !self.plan.infinite {
+        // The saved world shared the saved global batch (batch >= 1 per rank).
+        if state.world_size == 0
+            || state.world_size > state.global_batch_size
+            || state.global_batch_size % state.world_size != 0
+        {
+            return Err(ResumeError::Corrupt(format!(
+                "`world_size` {} does not divide `global_batch_size` {}",
+                state.world_size, state.global_batch_size
+            )));
+        }
+        if state.epoch > MAX_EPOCH {
+            return Err(ResumeError::Corrupt(format!(
+                "`epoch` {} is beyond any run (at most {MAX_EPOCH})",
+                state.epoch
+            )));
+        }
+        let s = self.plan.num_samples;
+        if self.plan.infinite {
+            // Endless streams may run past S; keep positions far from 2^64.
+            if state.consumed > MAX_CONSUMED {
+                return Err(ResumeError::Corrupt(format!(
+                    "`consumed` {} is beyond any run (at most {MAX_CONSUMED})",
+                    state.consumed
+                )));
+            }
+        } else {
             // Padding can carry the last rank past S by at most W-1 positions.
-            let total = self.plan.num_samples + state.world_size.saturating_sub(1);
+            let total = s.saturating_add(state.world_size - 1);
             if state.consumed > total {
                 return Err(ResumeError::PastEnd {
                     epoch: state.epoch,
@@ -326,9 +359,10 @@ impl DataLoader {
                 });
             }
         }
-        self.epoch.store(state.epoch, Ordering::SeqCst);
+        let (epoch, consumed) = (state.epoch, state.consumed);
+        self.epoch.store(epoch, Ordering::SeqCst);
         let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        p.resume = Some((state.epoch, state.consumed));
+        p.resume = Some((epoch, consumed));
         Ok(())
     }
 

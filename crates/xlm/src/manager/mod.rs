@@ -6,8 +6,10 @@
 //!   preprocess, write the cache;
 //! - [`setup`](DatasetManager::setup) (every rank): open the cache, filter,
 //!   shard, build the packing index;
-//! - [`get_dataloader`](DatasetManager::get_dataloader): choose the plan
-//!   (sampler) for the loader type and rank;
+//! - [`dataloader`](DatasetManager::dataloader): choose the plan (sampler)
+//!   for the loader type and the rank given to setup
+//!   ([`get_dataloader`](DatasetManager::get_dataloader) is xlm-core's
+//!   call shape, checked against setup);
 //! - [`set_epoch`](DatasetManager::set_epoch): reshuffle the next epoch.
 
 mod config;
@@ -194,7 +196,28 @@ impl PrepareArgs {
         self.tokenizer = Some(tokenizer);
         self
     }
+
+    /// With `num_proc` preprocessing threads.
+    pub fn with_num_proc(mut self, num_proc: usize) -> Self {
+        self.num_proc = Some(num_proc);
+        self
+    }
+
+    /// Returning the dataset when the cache already exists.
+    pub fn with_load(mut self, load: bool) -> Self {
+        self.load = load;
+        self
+    }
+
+    /// Reporting progress to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn crate::progress::ProgressSink>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
 }
+
+/// Most shards an iterable dataset may be split into.
+pub const MAX_SHARDS: usize = 1 << 20;
 
 /// Builds a [`DatasetManager`] with a custom registry or source.
 pub struct DatasetManagerBuilder {
@@ -292,10 +315,12 @@ fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
     if c.make_infinite && c.iterable_dataset_shards.is_none() {
         return Err(ConfigError::InfiniteWithoutShards);
     }
-    if c.iterable_dataset_shards == Some(0) {
+    if c.iterable_dataset_shards
+        .is_some_and(|k| k == 0 || k > MAX_SHARDS)
+    {
         return Err(ConfigError::Invalid {
             key: "iterable_dataset_shards",
-            reason: "must be at least 1".into(),
+            reason: format!("must be between 1 and {MAX_SHARDS}"),
         });
     }
     let loader = crate::loader::LoaderOptions {
@@ -408,7 +433,7 @@ impl DatasetManager {
         self.pipeline.as_ref()
     }
 
-    /// Warnings issued so far (also printed to stderr).
+    /// Warnings issued so far (also logged with `log::warn!`).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }

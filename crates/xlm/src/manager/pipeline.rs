@@ -132,8 +132,16 @@ impl Pipeline {
         mut sources: Option<&mut Vec<i64>>,
     ) -> Result<(), DataError> {
         let spec = index.spec();
-        let id_col = self.table.column("id");
-        let source_of = |pos: usize| id_col.map(|c| c.int(self.rows.row(pos))).unwrap_or(-1);
+        // Only an int64 `id` identifies a row (a string id is not a source id).
+        let id_col = self
+            .table
+            .column("id")
+            .filter(|c| c.schema().kind == ColumnKind::Int64);
+        let source_of = |pos: usize| {
+            id_col
+                .and_then(|c| c.int(self.rows.row(pos)).ok())
+                .unwrap_or(-1)
+        };
         index.for_each_piece(block, |piece| {
             let before = ids.len();
             let source = match &piece {
@@ -269,7 +277,7 @@ impl Pipeline {
             .column("id")
             .filter(|c| c.schema().kind == ColumnKind::Int64)
         {
-            Some(ids) => batch.ids = rows.iter().map(|&r| ids.int(r)).collect(),
+            Some(ids) => batch.ids = rows.iter().map(|&r| ids.int(r)).collect::<Result<_, _>>()?,
             None if stack.require_ids() => {
                 return Err(fail(
                     "example 0 in the batch has no int64 `id` column; id tracking needs one".into(),

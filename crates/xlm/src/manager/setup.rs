@@ -52,7 +52,14 @@ impl DatasetManager {
                 let mut kept = Vec::new();
                 for i in 0..table.len() {
                     if f(&table.row(i)?, &no_kwargs)? {
-                        kept.push(i as u32);
+                        // Kept positions are stored as u32 (4 B per row).
+                        kept.push(u32::try_from(i).map_err(|_| LifecycleError::Setup {
+                            full_name: self.full_name.to_string(),
+                            reason: format!(
+                                "on_the_fly_filter_fn over {} rows: at most 4294967296 rows can be filtered at setup; filter at prepare time (filter_fn) instead",
+                                table.len()
+                            ),
+                        })?);
                     }
                 }
                 RowSet::Some(kept)

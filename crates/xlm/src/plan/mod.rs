@@ -262,15 +262,21 @@ impl RankStream {
             Some(n) => to.min(n),
             None => to,
         };
-        let (w, base) = (self.spec.world_size, self.spec.start + self.spec.rank);
+        // Positions wrap rather than overflow: a stream never gets near 2^64
+        // positions, and a restored start is below S (see `DataLoader::restore`).
+        let (w, base) = (
+            self.spec.world_size,
+            self.spec.start.wrapping_add(self.spec.rank),
+        );
+        let at = |j: u64| base.wrapping_add(j.wrapping_mul(w));
         if self.spec.infinite {
             for j in from..to {
-                let g = base + j * w;
-                out.push(self.order(self.epoch + g / s).get(g % s));
+                let g = at(j);
+                out.push(self.order(self.epoch.wrapping_add(g / s)).get(g % s));
             }
         } else {
             let order = self.order(self.epoch);
-            out.extend((from..to).map(|j| order.get((base + j * w) % s)));
+            out.extend((from..to).map(|j| order.get(at(j) % s)));
         }
     }
 

@@ -7,7 +7,14 @@ use std::sync::Arc;
 
 fn pad_id(kw: &Kwargs, name: &str, ctx: &Ctx) -> Result<i64, ProcessError> {
     Ok(opt_usize(kw, name, "pad_id")?
-        .map(|v| v as i64)
+        .map(|v| {
+            i64::try_from(v).map_err(|_| ProcessError::BadKwarg {
+                function: name.to_string(),
+                kwarg: "pad_id".into(),
+                reason: format!("{v} is too large"),
+            })
+        })
+        .transpose()?
         .or_else(|| {
             ctx.tokenizer
                 .as_ref()

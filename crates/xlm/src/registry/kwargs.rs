@@ -59,6 +59,11 @@ pub(crate) fn opt_str<'a>(
     }
 }
 
+/// Largest block size a packer or padding collator accepts (2^24 tokens):
+/// far past any model's context, small enough that a batch's size cannot
+/// overflow.
+pub const MAX_BLOCK_SIZE: usize = 1 << 24;
+
 /// `block_size` from the kwargs, else from setup's block_size.
 pub(crate) fn block_size(
     kw: &Kwargs,
@@ -74,8 +79,12 @@ pub(crate) fn block_size(
                 "not given, and setup was not given a block_size either",
             )
         })?;
-    if b == 0 {
-        return Err(bad(function, "block_size", "must be at least 1"));
+    if b == 0 || b > MAX_BLOCK_SIZE {
+        return Err(bad(
+            function,
+            "block_size",
+            "must be between 1 and 16777216 tokens",
+        ));
     }
     Ok(b)
 }

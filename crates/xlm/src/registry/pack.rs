@@ -21,7 +21,8 @@ fn pack_sequences(kw: &Kwargs, ctx: &Ctx) -> Result<PackSpec, ProcessError> {
         .map(|t| t.specials())
         .unwrap_or_default();
     let eos = opt_usize(kw, NAME, "eos_id")?
-        .map(|v| v as u32)
+        .map(|v| u32::try_from(v).map_err(|_| bad_id(NAME, "eos_id", v)))
+        .transpose()?
         .or(specials.eos)
         .ok_or_else(|| {
             ProcessError::failed(
@@ -77,4 +78,13 @@ pub(super) fn builtin_groups() -> Vec<(&'static str, GroupFn, &'static [&'static
             &["block_size", "drop_last", "column"],
         ),
     ]
+}
+
+/// A token-id kwarg that does not fit the cache's u32 ids.
+fn bad_id(function: &str, kwarg: &str, v: usize) -> ProcessError {
+    ProcessError::BadKwarg {
+        function: function.to_string(),
+        kwarg: kwarg.to_string(),
+        reason: format!("{v} is not a token id (at most 4294967295)"),
+    }
 }
