@@ -97,13 +97,66 @@ fn default_stages() -> Vec<Stage> {
     vec![Stage::Fit, Stage::Validate]
 }
 
+/// Which of xlm-core's manager classes a config describes (its `_target_`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ManagerKind {
+    /// `xlm.datamodule.DatasetManager` (also the default without `_target_`).
+    #[default]
+    Default,
+    /// `xlm.datamodule.LocalDatasetManager`: local files (`ds_type`).
+    Local,
+    /// `xlm.datamodule.EvalDatasetManager`: map-style, never shuffled.
+    Eval,
+    /// `xlm.datamodule.UnconditionalGenerationDatasetManager`: `num_examples`
+    /// empty examples on every rank.
+    UnconditionalGeneration,
+}
+
+impl ManagerKind {
+    /// xlm-core's class name for each kind, as a Hydra `_target_`.
+    pub const TARGETS: [(&'static str, ManagerKind); 4] = [
+        ("xlm.datamodule.DatasetManager", ManagerKind::Default),
+        ("xlm.datamodule.LocalDatasetManager", ManagerKind::Local),
+        ("xlm.datamodule.EvalDatasetManager", ManagerKind::Eval),
+        (
+            "xlm.datamodule.UnconditionalGenerationDatasetManager",
+            ManagerKind::UnconditionalGeneration,
+        ),
+    ];
+
+    /// The kind a `_target_` names (`None` for an unknown target).
+    pub fn from_target(target: &str) -> Option<Self> {
+        Self::TARGETS
+            .iter()
+            .find(|(t, _)| *t == target)
+            .map(|(_, k)| *k)
+    }
+}
+
 /// The whole configuration of a `DatasetManager`, with the Python project's
 /// key names so configs port across. Unknown keys are errors that name the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetManagerConfig {
-    /// `repo/dataset/split` or `repo/dataset/config/split`.
+    /// xlm-core's class (`xlm.datamodule.EvalDatasetManager`, ...); selects
+    /// the [`ManagerKind`].
+    #[serde(rename = "_target_", default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `repo/dataset/split` or `repo/dataset/config/split` (empty only for
+    /// the unconditional-generation kind, which reads no data).
+    #[serde(default)]
     pub full_name: String,
+    /// Unconditional generation: examples per rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_examples: Option<usize>,
+    /// Unconditional generation: the dataset class (only
+    /// `xlm.datamodule.DefaultEmptyDataset` is built in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_constructor_str: Option<String>,
+    /// Unconditional generation: the dataset class's kwargs.
+    #[serde(default, skip_serializing_if = "Kwargs::is_empty")]
+    pub dataset_kwargs: Kwargs,
     /// Used instead of `full_name` when `debug_overfit` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_name_debug: Option<String>,

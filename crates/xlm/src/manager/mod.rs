@@ -19,7 +19,9 @@ mod prepare;
 mod setup;
 
 pub use crate::loader::DataLoader;
-pub use config::{DataLoaderKwargs, DatasetManagerConfig, SplitSide, Stage, TrainTestSplit};
+pub use config::{
+    DataLoaderKwargs, DatasetManagerConfig, ManagerKind, SplitSide, Stage, TrainTestSplit,
+};
 pub use dataloader::{LoaderType, Topology};
 pub use pipeline::Pipeline;
 
