@@ -642,7 +642,7 @@ fn stop_on_two_ranks_and_resume_on_three_or_four_loses_nothing() {
         let saved =
             xlm::loader::LoaderState::from_json(&std::fs::read_to_string(&state).unwrap()).unwrap();
         assert_eq!(
-            (saved.epoch, saved.consumed, saved.global_batch_size),
+            (saved.epoch, saved.consumed, saved.samples_per_step),
             (0, 36, 12)
         );
         let tail = run_distributed(
@@ -664,7 +664,7 @@ fn stop_on_two_ranks_and_resume_on_three_or_four_loses_nothing() {
             "{world} ranks: no id lost or duplicated"
         );
     }
-    // A batch size that breaks the global batch is refused, naming the fix.
+    // A batch size that changes the samples per step is refused, naming the fix.
     let d = tempfile::tempdir().unwrap();
     let state = d.path().join("state.json");
     run_distributed(
@@ -681,7 +681,8 @@ fn stop_on_two_ranks_and_resume_on_three_or_four_loses_nothing() {
     )
     .unwrap_err();
     assert!(
-        f.message.contains("global batch size would change from 12"),
+        f.message
+            .contains("samples per step (batch_size x world_size) would change from 12"),
         "{f}"
     );
 }

@@ -12,6 +12,7 @@
 //! | functions | [`registry`] | named preprocess functions, filters, processors, packers, collators |
 //! | collation | [`collate`] | examples to a [`Batch`] (depends on the data model only) |
 //! | cache | [`cache`] | the atomic, memory-mapped on-disk cache |
+//! | data module | [`datamodule`] | `TextDataModule`: managers per split, one tokenizer, cache dir, block size, global batch |
 //! | life cycle | [`manager`] | `DatasetManager`: prepare_data, setup, dataloader, set_epoch |
 //! | plan | [`plan`] | which sample each rank yields at each step, as a pure function |
 //! | loader | [`loader`] | worker threads and [`Batch`]es in a fixed order, resumable |
@@ -26,6 +27,7 @@
 pub mod cache;
 pub mod collate;
 pub mod data;
+pub mod datamodule;
 pub mod error;
 pub mod hash;
 pub mod loader;

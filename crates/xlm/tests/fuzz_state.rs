@@ -88,7 +88,7 @@ const FIELDS: [&str; 11] = [
     "seed",
     "epoch",
     "consumed",
-    "global_batch_size",
+    "samples_per_step",
     "world_size",
     "num_workers",
     "extra",

@@ -109,7 +109,7 @@ fn train(
         }
         let mut limit = if infinite { INF_BATCHES } else { u64::MAX };
         if let (Some(s), true) = (resume, infinite && e == first) {
-            limit -= s.consumed / s.global_batch_size;
+            limit -= s.consumed / s.samples_per_step;
         }
         let mut iters: Vec<_> = ls.iter().map(|l| l.iter().take(limit as usize)).collect();
         loop {
@@ -324,7 +324,7 @@ fn state_is_small_json_that_round_trips() {
     let d = tempfile::tempdir().unwrap();
     let s = trained_state(d.path(), json!({"dataloader_kwargs": {"batch_size": 4}}));
     assert_eq!(
-        (s.epoch, s.consumed, s.global_batch_size, s.world_size),
+        (s.epoch, s.consumed, s.samples_per_step, s.world_size),
         (0, 8, 4, 1)
     );
     let text = s.to_json();
@@ -427,7 +427,7 @@ fn corrupted_future_and_mismatched_batch_states_are_refused() {
     .unwrap_err();
     assert!(
         e.to_string()
-            .contains("global batch size would change from 4"),
+            .contains("samples per step (batch_size x world_size) would change from 4"),
         "{e}"
     );
     let mut past = s.clone();

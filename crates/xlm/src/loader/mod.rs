@@ -272,7 +272,7 @@ impl DataLoader {
                     .saturating_add(p.steps.saturating_mul(self.plan.world_size)),
                 |(_, c)| c,
             ),
-            global_batch_size: self.options.batch_size as u64 * self.plan.world_size,
+            samples_per_step: self.options.batch_size as u64 * self.plan.world_size,
             world_size: self.plan.world_size,
             num_workers: self.options.num_workers,
         }
@@ -281,7 +281,7 @@ impl DataLoader {
     /// Continues from `state`: sets the epoch to the saved one, and the next
     /// `iter()` of that epoch starts where the saved run stopped. Works on a
     /// different world size or worker count (elastic resume) as long as the
-    /// global batch size stays the same.
+    /// samples per step (batch_size x world_size) stay the same.
     pub fn restore(&self, state: &LoaderState) -> Result<(), ResumeError> {
         if state.version != STATE_VERSION {
             return Err(ResumeError::Version {
@@ -314,23 +314,23 @@ impl DataLoader {
             });
         }
         let (b, w) = (self.options.batch_size as u64, self.plan.world_size);
-        if state.global_batch_size != b * w {
-            return Err(ResumeError::GlobalBatch {
-                saved: state.global_batch_size,
+        if state.samples_per_step != b * w {
+            return Err(ResumeError::SamplesPerStep {
+                saved: state.samples_per_step,
                 saved_world: state.world_size,
                 current: b * w,
                 batch_size: b,
                 world: w,
             });
         }
-        // The saved world shared the saved global batch (batch >= 1 per rank).
+        // The saved world shared the saved samples per step (batch >= 1 per rank).
         if state.world_size == 0
-            || state.world_size > state.global_batch_size
-            || state.global_batch_size % state.world_size != 0
+            || state.world_size > state.samples_per_step
+            || state.samples_per_step % state.world_size != 0
         {
             return Err(ResumeError::Corrupt(format!(
-                "`world_size` {} does not divide `global_batch_size` {}",
-                state.world_size, state.global_batch_size
+                "`world_size` {} does not divide `samples_per_step` {}",
+                state.world_size, state.samples_per_step
             )));
         }
         if state.epoch > MAX_EPOCH {

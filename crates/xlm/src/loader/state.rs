@@ -40,7 +40,7 @@ pub struct LoaderState {
     /// Global positions of the epoch's order consumed by all ranks together.
     pub consumed: u64,
     /// Batch size times world size at save time.
-    pub global_batch_size: u64,
+    pub samples_per_step: u64,
     /// World size at save time (ranks sharing the samples).
     pub world_size: u64,
     /// Worker threads at save time (informational: workers never change the stream).
@@ -86,14 +86,14 @@ pub enum ResumeError {
         /// The seed of this loader.
         current: u64,
     },
-    /// The global batch size would change.
-    #[error("global batch size would change from {saved} ({saved_world} rank(s)) to {current} (batch_size {batch_size} x {world} rank(s)); keep it constant: set dataloader_kwargs.batch_size to {saved}/{world} (the saved global batch must divide by the new world size)")]
-    GlobalBatch {
-        /// The global batch size in the state.
+    /// The samples per step (batch_size x world_size) would change.
+    #[error("samples per step (batch_size x world_size) would change from {saved} ({saved_world} rank(s)) to {current} (batch_size {batch_size} x {world} rank(s)); keep it constant: set dataloader_kwargs.batch_size to {saved}/{world} (the saved samples per step must divide by the new world size)")]
+    SamplesPerStep {
+        /// The samples per step in the state.
         saved: u64,
         /// The world size in the state.
         saved_world: u64,
-        /// The global batch size now.
+        /// The samples per step now.
         current: u64,
         /// The per-rank batch size now.
         batch_size: u64,
