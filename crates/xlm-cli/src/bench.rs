@@ -346,7 +346,7 @@ pub fn run(
     let total_tokens = table.list_elements("token_ids");
     registry.insert("mem/bench/train", table);
     let secs = prepare(
-        serde_json::json!({"full_name": "mem/bench/train", "preprocess_function": "token_ids_to_input_ids", "rewrite_manual_cache": true}),
+        serde_json::json!({"full_name": "mem/bench/train", "preprocess_function": "token_ids_to_input_ids", "columns_to_remove": ["token_ids"], "rewrite_manual_cache": true}),
         registry.clone(),
         &dir,
         o,

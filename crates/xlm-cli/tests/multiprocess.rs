@@ -686,3 +686,57 @@ fn stop_on_two_ranks_and_resume_on_three_or_four_loses_nothing() {
         "{f}"
     );
 }
+
+#[test]
+fn a_datamodule_on_two_ranks_gives_equal_batches_for_every_loader() {
+    // The probe over a whole data module (its node at the top, as
+    // xlm-core's datamodule/*.yaml): every split's loaders per rank.
+    let d = tempfile::tempdir().unwrap();
+    let c = json!({
+        "_target_": "xlm.datamodule.TextDataModule",
+        "manual_cache_dir": d.path().join("cache"),
+        "block_size": 8,
+        "global_batch_size": 16,
+        "dataset_managers": {
+            "train": {"large": {"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4,
+                                 "shuffle_buffer_size": 8, "collate_fn": "id_tracking",
+                                 "dataloader_kwargs": {"batch_size": 4, "num_workers": 1}}},
+            "val": {
+                "raw": {"full_name": "mem/raw/val", "collate_fn": "id_tracking",
+                         "dataloader_kwargs": {"batch_size": 2}},
+                "varlen": {"full_name": "mem/raw_varlen/train", "collate_fn": "dynamic_padding",
+                            "dataloader_kwargs": {"batch_size": 3}}
+            }
+        }
+    });
+    let r = run_distributed(2, &d.path().join("out"), &c, T);
+    assert!(
+        r.iter().all(|r| r.accumulation_steps == Some(2)),
+        "16 / (4 x 2)"
+    );
+    for (split, name) in [("train", "large"), ("val", "raw"), ("val", "varlen")] {
+        let counts: Vec<u64> = r
+            .iter()
+            .map(|r| r.loader(split, name).unwrap().epochs[0].num_batches)
+            .collect();
+        assert!(
+            counts[0] > 0 && counts[0] == counts[1],
+            "{split}/{name}: {counts:?}"
+        );
+    }
+    let train: Vec<Vec<i64>> = r
+        .iter()
+        .map(|r| r.loader("train", "large").unwrap().epochs[0].ids.clone())
+        .collect();
+    assert_disjoint_cover(&train, 1000..1060);
+    let names: Vec<(String, String)> = r[0]
+        .loaders
+        .iter()
+        .map(|l| (l.split.clone(), l.name.clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [("train", "large"), ("val", "raw"), ("val", "varlen")]
+            .map(|(s, n)| (s.to_string(), n.to_string()))
+    );
+}

@@ -214,44 +214,6 @@ fn filter_drops_rows_and_uses_the_suffixed_cache_dir() {
 }
 
 #[test]
-fn preprocess_function_and_column_selection_apply_before_caching() {
-    let d = tempfile::tempdir().unwrap();
-    let dm = manager(
-        json!({"preprocess_function": "example_to_input_ids", "columns_to_remove": ["text"]}),
-        None,
-    );
-    let t = dm
-        .prepare_data(&prepare_args(d.path(), false))
-        .unwrap()
-        .unwrap();
-    let names: Vec<String> = t.schema().into_iter().map(|s| s.name).collect();
-    assert_eq!(
-        names,
-        ["id", "input_ids", "attention_mask", "token_type_ids"]
-    );
-    let dm = manager(
-        json!({"columns_to_keep": ["id"], "rewrite_manual_cache": true}),
-        None,
-    );
-    let t = dm
-        .prepare_data(&prepare_args(d.path(), false))
-        .unwrap()
-        .unwrap();
-    assert_eq!(t.schema().len(), 1);
-    let e = manager(
-        json!({"columns_to_remove": ["nope"], "rewrite_manual_cache": true}),
-        None,
-    )
-    .prepare_data(&prepare_args(d.path(), false))
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("columns_to_remove") && e.contains("`nope`"),
-        "{e}"
-    );
-}
-
-#[test]
 fn train_test_split_sides_are_disjoint_complements_and_deterministic() {
     let d = tempfile::tempdir().unwrap();
     let side = |split: &str, name: &str, seed: u64| {
@@ -335,6 +297,232 @@ fn debug_overfit_holdout_loads_from_the_train_partition_cache() {
     );
 }
 
+// ------------------------------------------------- column rules (xlm-core's remove_columns)
+//
+// xlm-core runs `ds.map(preprocess_function, remove_columns=R)`: the output row
+// is the input row minus R, updated with the function's returned columns. R is
+// "input columns not in columns_to_keep" plus columns_to_remove; without a
+// preprocess function neither list applies. On-the-fly processors merge too.
+
+fn column_names(t: &xlm::data::Table) -> Vec<String> {
+    t.schema().into_iter().map(|s| s.name).collect()
+}
+
+fn prepared_columns(overrides: serde_json::Value) -> Vec<String> {
+    let d = tempfile::tempdir().unwrap();
+    let t = manager(overrides, None)
+        .prepare_data(&prepare_args(d.path(), false))
+        .unwrap()
+        .unwrap();
+    column_names(&t)
+}
+
+#[test]
+fn canonical_config_keeps_the_preprocess_outputs_and_the_ids() {
+    // The seed's canonical config: example_to_input_ids + columns_to_keep: ["id"],
+    // id_tracking collator, batch 4 (the `config` defaults).
+    let d = tempfile::tempdir().unwrap();
+    let mut dm = manager(
+        json!({"preprocess_function": "example_to_input_ids", "columns_to_keep": ["id"]}),
+        None,
+    );
+    let t = dm
+        .prepare_data(&prepare_args(d.path(), false))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        column_names(&t),
+        ["id", "input_ids", "attention_mask", "token_type_ids"]
+    );
+    dm.setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1))
+        .unwrap();
+    for kind in ["train", "val"] {
+        let batches: Vec<_> = dm
+            .get_dataloader(kind, false, 0, 1)
+            .unwrap()
+            .iter()
+            .map(|b| b.unwrap())
+            .collect();
+        assert_eq!(batches.len(), 5, "17 rows in batches of 4");
+        for b in &batches {
+            let rows = b.ids.len();
+            assert!(rows == 4 || (rows == 1 && b == batches.last().unwrap()));
+            for col in ["input_ids", "attention_mask", "token_type_ids"] {
+                assert_eq!(b.get(col).unwrap().shape, [rows, 6], "{kind}: {col}");
+            }
+            assert!(b
+                .get("attention_mask")
+                .unwrap()
+                .data
+                .iter()
+                .all(|&x| x == 1));
+            assert!(b.get("token_ids").is_none() && b.get("text").is_none());
+        }
+        let all: Vec<i64> = batches.iter().flat_map(|b| b.ids.clone()).collect();
+        assert_eq!(sorted(&all), (0..17).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn columns_to_remove_drops_only_those_inputs_and_a_missing_one_is_named() {
+    assert_eq!(
+        prepared_columns(
+            json!({"preprocess_function": "example_to_input_ids", "columns_to_remove": ["text"]})
+        ),
+        [
+            "id",
+            "token_ids",
+            "input_ids",
+            "attention_mask",
+            "token_type_ids"
+        ]
+    );
+    assert_eq!(
+        prepared_columns(json!({"preprocess_function": "example_to_input_ids",
+                                "columns_to_remove": ["text", "token_ids"]})),
+        ["id", "input_ids", "attention_mask", "token_type_ids"]
+    );
+    // Both lists: the union of what each drops.
+    assert_eq!(
+        prepared_columns(json!({"preprocess_function": "example_to_input_ids",
+                                "columns_to_keep": ["id", "token_ids"], "columns_to_remove": ["id"]})),
+        ["token_ids", "input_ids", "attention_mask", "token_type_ids"]
+    );
+    let d = tempfile::tempdir().unwrap();
+    let e = manager(
+        json!({"preprocess_function": "example_to_input_ids", "columns_to_remove": ["token_ids", "nope"]}),
+        None,
+    )
+    .prepare_data(&prepare_args(d.path(), false))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("columns_to_remove") && e.contains("`nope`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn columns_to_keep_may_name_a_missing_column() {
+    assert_eq!(
+        prepared_columns(json!({"preprocess_function": "example_to_input_ids",
+                                "columns_to_keep": ["id", "nope"]})),
+        ["id", "input_ids", "attention_mask", "token_type_ids"]
+    );
+    // An empty list keeps everything (xlm-core tests `if columns_to_keep:`).
+    assert_eq!(
+        prepared_columns(json!({"preprocess_function": "identity", "columns_to_keep": []})),
+        ["id", "token_ids", "text"]
+    );
+}
+
+#[test]
+fn column_lists_without_a_preprocess_function_are_ignored_with_a_warning() {
+    for lists in [
+        json!({"columns_to_keep": ["id"]}),
+        json!({"columns_to_remove": ["nope"]}),
+        json!({"columns_to_keep": ["id"], "columns_to_remove": ["text"]}),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let mut dm = manager(lists.clone(), None);
+        let warned: Vec<_> = dm
+            .warnings()
+            .iter()
+            .filter(|w| w.contains("preprocess_function") && w.contains("ignored"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{lists}: {:?}", dm.warnings());
+        for key in lists.as_object().unwrap().keys() {
+            assert!(warned[0].contains(key.as_str()), "{}", warned[0]);
+        }
+        let t = dm
+            .prepare_data(&prepare_args(d.path(), false))
+            .unwrap()
+            .unwrap();
+        assert_eq!(column_names(&t), ["id", "token_ids", "text"], "{lists}");
+        dm.setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1))
+            .unwrap();
+        let b = dm
+            .get_dataloader("val", false, 0, 1)
+            .unwrap()
+            .iter()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.get("token_ids").unwrap().shape, [4, 6]);
+        assert_eq!(dm.warnings().len(), 1, "warned once: {:?}", dm.warnings());
+    }
+    assert!(manager(
+        json!({"preprocess_function": "identity", "columns_to_keep": ["id"]}),
+        None
+    )
+    .warnings()
+    .is_empty());
+}
+
+#[test]
+fn on_the_fly_processors_merge_their_outputs_into_the_example() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dm = manager(
+        json!({"on_the_fly_processor": "token_ids_to_input_ids", "dataloader_kwargs": {"batch_size": 4}}),
+        None,
+    );
+    ready(&mut dm, d.path());
+    let batches: Vec<_> = dm
+        .get_dataloader("val", false, 0, 1)
+        .unwrap()
+        .iter()
+        .map(|b| b.unwrap())
+        .collect();
+    for b in &batches {
+        let toks = b.get("token_ids").expect("token_ids stays in place");
+        assert_eq!(b.get("input_ids").unwrap(), toks);
+        assert_eq!(toks.shape[1], 6);
+    }
+    assert_eq!(
+        batches
+            .iter()
+            .flat_map(|b| b.ids.clone())
+            .collect::<Vec<_>>(),
+        (0..17).collect::<Vec<_>>()
+    );
+    // A user processor returns only its new column; the rest (ids too) stays.
+    let mut reg = Registry::builtin();
+    reg.register_processor(
+        "doubled",
+        Arc::new(
+            |e: &Example, _: &xlm::registry::Ctx, _: &xlm::registry::Kwargs| {
+                let toks = e
+                    .list("token_ids")
+                    .map_err(|x| ProcessError::failed("doubled", x))?;
+                Ok(Example::new()
+                    .with("doubled", Value::List(toks.iter().map(|t| 2 * t).collect())))
+            },
+        ),
+        Some(vec![]),
+    );
+    let mut dm = DatasetManager::builder(config(json!({"on_the_fly_processor": "doubled"})))
+        .registry(Arc::new(reg))
+        .build()
+        .unwrap();
+    ready(&mut dm, d.path());
+    let b = dm
+        .get_dataloader("val", false, 0, 1)
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.ids, [0, 1, 2, 3]);
+    let toks = b.get("token_ids").unwrap();
+    let doubled = b.get("doubled").unwrap();
+    assert_eq!(doubled.shape, toks.shape);
+    assert!(doubled
+        .data
+        .iter()
+        .zip(&toks.data)
+        .all(|(d, t)| *d == 2 * t));
+}
+
 // ---------------------------------------------------------------- setup
 
 #[test]
@@ -410,7 +598,8 @@ fn on_the_fly_filter_and_processor_apply_at_setup() {
             .data
             .iter()
             .all(|&x| x == 1));
-        assert!(b.get("token_ids").is_none());
+        // The processor's outputs are merged into the example: `token_ids` stays.
+        assert_eq!(b.get("token_ids").unwrap().shape[1], 6);
     }
 }
 
@@ -725,14 +914,14 @@ fn worker_errors_arrive_as_errors() {
     reg.register_processor(
         "fail_on_5",
         Arc::new(
-            |e: Example, _: &xlm::registry::Ctx, _: &xlm::registry::Kwargs| {
+            |e: &Example, _: &xlm::registry::Ctx, _: &xlm::registry::Kwargs| {
                 if e.int("id")
                     .map_err(|x| ProcessError::failed("fail_on_5", x))?
                     == 5
                 {
                     return Err(ProcessError::failed("fail_on_5", "row 5 is poisoned"));
                 }
-                Ok(e.with("seen", Value::Int(1)))
+                Ok(Example::new().with("seen", Value::Int(1)))
             },
         ),
         Some(vec![]),
@@ -793,8 +982,8 @@ fn fast_collation_matches_example_collation() {
         let pipeline = dm.pipeline().unwrap().clone();
         let loader = dm.get_dataloader("train", false, 0, 1).unwrap();
         let registry = xlm::registry::Registry::builtin();
-        let c = &dm.config().collate_fn;
-        let kw = &dm.config().collate_fn_kwargs;
+        let resolved = dm.config().resolved_collator().unwrap();
+        let (c, kw) = (&resolved.name, &resolved.kwargs);
         let ctx = xlm::registry::Ctx {
             tokenizer: Some(tokenizer()),
             block_size: Some(8),
@@ -841,11 +1030,11 @@ fn a_panicking_worker_is_named() {
     reg.register_processor(
         "panic_on_5",
         Arc::new(
-            |e: Example, _: &xlm::registry::Ctx, _: &xlm::registry::Kwargs| {
+            |e: &Example, _: &xlm::registry::Ctx, _: &xlm::registry::Kwargs| {
                 if e.int("id").ok() == Some(5) {
                     panic!("row 5 blew up");
                 }
-                Ok(e)
+                Ok(Example::new())
             },
         ),
         Some(vec![]),

@@ -10,10 +10,11 @@
 //! writes the file, with `ok: false` and the error text.
 
 mod config;
+mod datamodule;
 mod fault;
 mod result;
 mod run;
 
 pub use config::{Fault, FaultKind, ProbeConfig, ProbeRun, ProbeSetup, Timeouts};
-pub use result::{read_result, result_path, write_result, EpochRecord, RankResult};
+pub use result::{read_result, result_path, write_result, EpochRecord, LoaderRecord, RankResult};
 pub use run::run_probe;

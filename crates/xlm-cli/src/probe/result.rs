@@ -19,6 +19,19 @@ pub struct EpochRecord {
     pub num_batches: u64,
 }
 
+/// One loader of a datamodule probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoaderRecord {
+    /// `train`, `val`, `test` or `predict`.
+    pub split: String,
+    /// The manager's name in `dataset_managers.<split>`.
+    pub name: String,
+    /// Batches per epoch the loader announced (None: infinite).
+    pub planned_batches_per_epoch: Option<u64>,
+    /// What each epoch yielded.
+    pub epochs: Vec<EpochRecord>,
+}
+
 /// The per-rank result file (`rank_<RANK>.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankResult {
@@ -38,8 +51,14 @@ pub struct RankResult {
     /// Batches per epoch the loader announced (None: infinite).
     #[serde(default)]
     pub planned_batches_per_epoch: Option<u64>,
-    /// What each epoch yielded.
+    /// What each epoch yielded (single-manager probes).
     pub epochs: Vec<EpochRecord>,
+    /// Datamodule probes: every split's loaders, in split then config order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loaders: Vec<LoaderRecord>,
+    /// Datamodule probes: gradient accumulation from `global_batch_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accumulation_steps: Option<u64>,
     /// Local rank.
     #[serde(default)]
     pub local_rank: usize,
@@ -62,6 +81,8 @@ impl RankResult {
             is_iterable_dataset: None,
             num_samples: None,
             planned_batches_per_epoch: None,
+            loaders: Vec::new(),
+            accumulation_steps: None,
             epochs: Vec::new(),
             local_rank: 0,
             hostname: String::new(),
@@ -72,6 +93,13 @@ impl RankResult {
     /// Batches per epoch, in epoch order.
     pub fn batch_counts(&self) -> Vec<u64> {
         self.epochs.iter().map(|e| e.num_batches).collect()
+    }
+
+    /// The datamodule loader `name` of `split`.
+    pub fn loader(&self, split: &str, name: &str) -> Option<&LoaderRecord> {
+        self.loaders
+            .iter()
+            .find(|l| l.split == split && l.name == name)
     }
 }
 

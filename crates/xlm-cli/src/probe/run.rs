@@ -1,8 +1,8 @@
 use super::result::write_atomic;
-use super::{EpochRecord, ProbeConfig, RankResult};
+use super::{EpochRecord, Fault, ProbeConfig, RankResult};
 use std::path::Path;
 use std::time::Instant;
-use xlm::loader::LoaderState;
+use xlm::loader::{DataLoader, LoaderState};
 use xlm::manager::{DatasetManager, PrepareArgs, SetupArgs};
 use xlm_dist::{ProcessGroup, RankEnv};
 
@@ -55,8 +55,13 @@ pub fn run_probe(result_dir: &Path, config: Result<String, String>) -> RankResul
 }
 
 fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResult, String> {
-    let mut cfg: ProbeConfig =
+    let value: serde_json::Value =
         serde_json::from_str(config_json).map_err(|e| format!("--config-json: {e}"))?;
+    if let Some(cfg) = super::datamodule::as_datamodule(&value)? {
+        return super::datamodule::probe_datamodule(cfg, env);
+    }
+    let mut cfg: ProbeConfig =
+        serde_json::from_value(value).map_err(|e| format!("--config-json: {e}"))?;
     if let Some(seed) = cfg.run.seed {
         cfg.dsm_kwargs.shuffle_seed = seed;
     }
@@ -73,43 +78,19 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
         .unwrap_or_else(|| result_dir.join("cache"));
     let mut group = ProcessGroup::connect(env, timeouts.rendezvous).map_err(|e| e.to_string())?;
     let fault = cfg.run.fault.clone().filter(|f| f.rank == env.rank);
-    if let Some(f) = &fault {
-        super::fault::inject_after_join(f, env.rank)?;
-    }
-    // Local rank 0 prepares while the others wait; every rank learns whether it worked.
-    let prepared = if env.local_rank == 0 {
-        if let Some(f) = &fault {
-            super::fault::inject_in_prepare(f)?;
-        }
-        let args = PrepareArgs {
-            manual_cache_dir: cache_dir.clone(),
-            tokenizer: Some(tokenizer.clone()),
-            num_proc: None,
-            progress: None,
-            load: false,
-        };
-        dm.prepare_data(&args)
-            .map(|_| ())
-            .map_err(|e| format!("prepare_data on rank {}: {e}", env.rank))
-    } else {
-        Ok(())
-    };
-    if let Some(f) = &fault {
-        super::fault::inject_before_barrier(f)?;
-    }
-    let status = prepared.clone().err().unwrap_or_default();
-    // The others wait here while local rank 0 prepares: the long prepare
-    // timeout, not the collective one.
-    let statuses = group
-        .all_gather_named(
-            "barrier after prepare_data",
-            status.as_bytes(),
-            timeouts.prepare,
-        )
-        .map_err(|e| e.to_string())?;
-    if let Some(bad) = statuses.iter().find(|s| !s.is_empty()) {
-        return Err(String::from_utf8_lossy(bad).into_owned());
-    }
+    prepare_then_barrier(
+        &mut group,
+        env,
+        fault.as_ref(),
+        env.local_rank == 0,
+        timeouts.prepare,
+        || {
+            let args = PrepareArgs::new(&cache_dir).with_tokenizer(tokenizer.clone());
+            dm.prepare_data(&args)
+                .map(|_| ())
+                .map_err(|e| format!("prepare_data on rank {}: {e}", env.rank))
+        },
+    )?;
     let setup = SetupArgs {
         manual_cache_dir: cache_dir,
         tokenizer: Some(tokenizer),
@@ -151,36 +132,12 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
         if cfg.run.set_epoch_each_epoch {
             dm.set_epoch(epoch);
         }
-        let mut rec = EpochRecord {
-            epoch,
-            ids: Vec::new(),
-            samples: Vec::new(),
-            batch_shapes: Vec::new(),
-            source_ids: None,
-            num_batches: 0,
-        };
         let limit = cfg
             .run
             .max_batches_per_epoch
             .unwrap_or(u64::MAX)
             .min(budget);
-        for batch in loader.iter().take(limit as usize) {
-            let b = batch.map_err(|e| e.to_string())?;
-            let main = b
-                .get("input_ids")
-                .or_else(|| b.get("token_ids"))
-                .or_else(|| b.arrays.first().map(|(_, a)| a));
-            rec.batch_shapes
-                .push(main.map(|a| a.shape).unwrap_or([b.samples.len(), 0]));
-            rec.ids.extend(&b.ids);
-            rec.samples.extend(&b.samples);
-            if let Some(s) = b.get("source_ids") {
-                rec.source_ids
-                    .get_or_insert_with(Vec::new)
-                    .extend((0..s.shape[0]).map(|i| s.row(i).to_vec()));
-            }
-            rec.num_batches += 1;
-        }
+        let rec = record_epoch(&loader, epoch, limit)?;
         budget -= rec.num_batches;
         epochs.push(rec);
     }
@@ -197,8 +154,84 @@ fn probe(result_dir: &Path, config_json: &str, env: &RankEnv) -> Result<RankResu
         num_samples: dm.pipeline().map(|p| p.num_samples()),
         planned_batches_per_epoch: loader.num_batches(),
         epochs,
+        loaders: Vec::new(),
+        accumulation_steps: None,
         local_rank: env.local_rank,
         hostname: String::new(),
         elapsed_s: 0.0,
     })
+}
+
+/// Joins the fault hooks and `prepare_data` (run where `prepares`) with the
+/// barrier after it: every rank learns whether preparing worked, under the
+/// long prepare timeout.
+pub(super) fn prepare_then_barrier(
+    group: &mut ProcessGroup,
+    env: &RankEnv,
+    fault: Option<&Fault>,
+    prepares: bool,
+    timeout: std::time::Duration,
+    prepare: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    if let Some(f) = fault {
+        super::fault::inject_after_join(f, env.rank)?;
+    }
+    let prepared = if prepares {
+        if let Some(f) = fault {
+            super::fault::inject_in_prepare(f)?;
+        }
+        prepare()
+    } else {
+        Ok(())
+    };
+    if let Some(f) = fault {
+        super::fault::inject_before_barrier(f)?;
+    }
+    let status = prepared.err().unwrap_or_default();
+    // The others wait here while a rank prepares: the long prepare
+    // timeout, not the collective one.
+    let statuses = group
+        .all_gather_named("barrier after prepare_data", status.as_bytes(), timeout)
+        .map_err(|e| e.to_string())?;
+    match statuses.iter().find(|s| !s.is_empty()) {
+        Some(bad) => Err(String::from_utf8_lossy(bad).into_owned()),
+        None => Ok(()),
+    }
+}
+
+/// Iterates one epoch of `loader` (at most `limit` batches) and records it.
+pub(super) fn record_epoch(
+    loader: &DataLoader,
+    epoch: u64,
+    limit: u64,
+) -> Result<EpochRecord, String> {
+    let mut rec = EpochRecord {
+        epoch,
+        ids: Vec::new(),
+        samples: Vec::new(),
+        batch_shapes: Vec::new(),
+        source_ids: None,
+        num_batches: 0,
+    };
+    for batch in loader
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+    {
+        let b = batch.map_err(|e| e.to_string())?;
+        let main = b
+            .get("input_ids")
+            .or_else(|| b.get("token_ids"))
+            .or_else(|| b.arrays.first().map(|(_, a)| a));
+        rec.batch_shapes
+            .push(main.map(|a| a.shape).unwrap_or([b.samples.len(), 0]));
+        rec.ids.extend(&b.ids);
+        rec.samples.extend(&b.samples);
+        if let Some(s) = b.get("source_ids") {
+            rec.source_ids
+                .get_or_insert_with(Vec::new)
+                .extend((0..s.shape[0]).map(|i| s.row(i).to_vec()));
+        }
+        rec.num_batches += 1;
+    }
+    Ok(rec)
 }

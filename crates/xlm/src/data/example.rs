@@ -61,6 +61,17 @@ impl Example {
         Some(self.fields.remove(pos).1)
     }
 
+    /// Sets every field of `other` (as `dict.update`): a field of the same
+    /// name is replaced in place, a new one is appended.
+    pub fn update(&mut self, other: Example) {
+        for (name, value) in other.fields {
+            match self.fields.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => *v = value,
+                None => self.fields.push((name, value)),
+            }
+        }
+    }
+
     /// Keeps only the fields for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
         self.fields.retain(|(n, _)| keep(n));

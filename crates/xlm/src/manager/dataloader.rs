@@ -179,11 +179,11 @@ impl DatasetManager {
             tokenizer: pipeline.ctx.tokenizer.clone(),
             block_size: pipeline.ctx.block_size,
         };
+        let collator = c.resolved_collator()?;
         let collate = self
             .registry
-            .collator("collate_fn", &c.collate_fn, &c.collate_fn_kwargs)?(
-            &c.collate_fn_kwargs,
-            &ctx,
+            .collator(collator.key, &collator.name, &collator.kwargs)?(
+            &collator.kwargs, &ctx
         )?;
         let options = LoaderOptions {
             batch_size: kwargs.batch_size,
@@ -208,8 +208,8 @@ impl DatasetManager {
             "on_the_fly_group_processor": c.on_the_fly_group_processor,
             "on_the_fly_group_processor_kwargs": c.on_the_fly_group_processor_kwargs,
             "block_size": pipeline.ctx.block_size,
-            "collate_fn": c.collate_fn,
-            "collate_fn_kwargs": c.collate_fn_kwargs,
+            "collate_fn": collator.name,
+            "collate_fn_kwargs": collator.kwargs,
             "drop_last": options.drop_last,
         });
         let fingerprints = Fingerprints {

@@ -14,19 +14,24 @@
 
 mod config;
 mod dataloader;
+mod hydra;
 mod pipeline;
 mod prepare;
 mod setup;
 
 pub use crate::loader::DataLoader;
 pub use config::{
-    DataLoaderKwargs, DatasetManagerConfig, ManagerKind, SplitSide, Stage, TrainTestSplit,
+    CollatorSpec, DataLoaderKwargs, DatasetManagerConfig, LoadKwargs, ManagerKind,
+    ResolvedCollator, SplitSide, Stage, TrainTestSplit,
 };
 pub use dataloader::{LoaderType, Topology};
+pub use hydra::{
+    check_unresolved, Unresolved, UnresolvedKind, GLOBAL_NOISE_SCHEDULE, GLOBAL_TOKENIZER,
+};
 pub use pipeline::Pipeline;
 
 use crate::registry::{Kwargs, Registry};
-use crate::source::{FullName, LocalFiles, MemoryRegistry, Source};
+use crate::source::{DataFiles, FullName, LocalFiles, LocalFormat, MemoryRegistry, Source};
 use crate::tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +73,12 @@ pub enum ConfigError {
     /// `full_name` (or `full_name_debug`) is invalid.
     #[error(transparent)]
     FullName(#[from] crate::source::SourceError),
+    /// A Hydra leftover (`${...}`, `???`, `defaults`), naming its key path.
+    #[error(transparent)]
+    Unresolved(#[from] Unresolved),
+    /// `_target_` names no manager kind xlm knows or a user registered.
+    #[error("_target_: {0}")]
+    Target(String),
 }
 
 /// The life cycle was used out of order or with bad arguments.
@@ -247,7 +258,9 @@ impl DatasetManagerBuilder {
             .registry
             .unwrap_or_else(|| Arc::new(Registry::builtin()));
         let c = &self.config;
+        let kind = manager_kind(c, &registry)?;
         validate(c, &registry)?;
+        c.log_ignored();
         let name = if c.debug_overfit {
             c.full_name_debug.clone().ok_or(ConfigError::Invalid {
                 key: "full_name_debug",
@@ -256,14 +269,23 @@ impl DatasetManagerBuilder {
         } else {
             c.full_name.clone()
         };
-        let full_name = FullName::parse(&name)?;
-        FullName::parse(&c.full_name)?;
+        let full_name = parse_full_name(kind, &name)?;
+        parse_full_name(kind, &c.full_name)?;
+        if let (Some(i), Some(_)) = (&full_name.instruction, &c.train_test_split) {
+            return Err(ConfigError::Invalid {
+                key: "train_test_split",
+                reason: format!(
+                    "cannot be combined with the split instruction `{i}` of `{full_name}`: train_test_split always splits the whole `train` split; use one or the other"
+                ),
+            });
+        }
         let source = match self.source {
             Some(s) => s,
-            None => default_source(c, &full_name)?,
+            None => default_source(c, &full_name, &name)?,
         };
-        Ok(DatasetManager {
+        let mut dm = DatasetManager {
             config: self.config,
+            kind,
             full_name,
             registry,
             source,
@@ -271,20 +293,128 @@ impl DatasetManagerBuilder {
             topology: None,
             epoch: Arc::new(AtomicU64::new(0)),
             warnings: Vec::new(),
-        })
+        };
+        if let Some(w) = prepare::ignored_column_lists(&dm.config) {
+            dm.warn(w);
+        }
+        Ok(dm)
+    }
+}
+
+/// xlm-core's data module class: a config of it is not a manager's.
+const TEXT_DATA_MODULE: &str = "xlm.datamodule.TextDataModule";
+
+/// The kind `_target_` selects: xlm-core's classes, then the targets
+/// registered in `r`; without `_target_`, `Local` when `ds_type` is set,
+/// else `Default`. Also checks the keys each kind needs or refuses.
+fn manager_kind(c: &DatasetManagerConfig, r: &Registry) -> Result<ManagerKind, ConfigError> {
+    let Some(t) = &c.target else {
+        return Ok(if c.ds_type.is_some() {
+            ManagerKind::Local
+        } else {
+            ManagerKind::Default
+        });
+    };
+    let kind = match ManagerKind::from_target(t).or_else(|| r.manager_target(t)) {
+        Some(k) => k,
+        None if t == TEXT_DATA_MODULE => {
+            return Err(ConfigError::Target(format!(
+                "`{t}` is the data module, not a dataset manager; give this config to xlm::datamodule (TextDataModule), or give the manager one of {}",
+                known_targets()
+            )))
+        }
+        None => {
+            return Err(ConfigError::Target(format!(
+                "`{t}` is not a dataset manager xlm knows ({}); xlm cannot import Python classes: if it behaves as one of these, register it with Registry::register_manager_target(\"{t}\", ManagerKind::...) and build with DatasetManager::builder(config).registry(..)",
+                known_targets()
+            )))
+        }
+    };
+    let local_keys = c.ds_type.is_some() || c.data_files.is_some() || c.load_kwargs.is_some();
+    match kind {
+        ManagerKind::Local if c.ds_type.is_none() => Err(ConfigError::Invalid {
+            key: "ds_type",
+            reason: format!("`{t}` (a LocalDatasetManager) needs ds_type: csv, or jsonl/json"),
+        }),
+        ManagerKind::Default if local_keys => Err(ConfigError::Invalid {
+            key: "ds_type",
+            reason: format!(
+                "`{t}` reads the Hugging Face Hub; local files (ds_type, data_files, load_kwargs) need `_target_: xlm.datamodule.LocalDatasetManager`"
+            ),
+        }),
+        k => Ok(k),
+    }
+}
+
+fn known_targets() -> String {
+    ManagerKind::TARGETS
+        .iter()
+        .map(|(t, _)| *t)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `full_name` for `kind`. Local files take a filesystem path of any depth
+/// (the last segment is the split): 3 or 4 segments parse as for the Hub
+/// (so cache names match xlm-core's), others keep the whole path as the
+/// `repo` part; `.`-only paths are padded, `..` is written `__` so the cache
+/// stays under the cache directory.
+fn parse_full_name(kind: ManagerKind, name: &str) -> Result<FullName, ConfigError> {
+    if kind != ManagerKind::Local {
+        return Ok(FullName::parse(name)?);
+    }
+    let segs: Vec<&str> = name
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .map(|s| if s == ".." { "__" } else { s })
+        .collect();
+    if segs.is_empty() {
+        return Ok(FullName::parse(name)?);
+    }
+    let n = segs.len();
+    if (3..=4).contains(&n) {
+        return Ok(FullName::parse(&segs.join("/"))?);
+    }
+    let dataset = if n >= 2 { segs[n - 2] } else { "." };
+    let mut f = FullName::parse(&format!("./{dataset}/{}", segs[n - 1]))?;
+    if n > 4 {
+        f.repo = segs[..n - 2].join("/");
+    }
+    Ok(f)
+}
+
+/// Local files from `data_files` or `load_kwargs.data_files` (one meaning;
+/// both set is an error).
+fn local_data_files(c: &DatasetManagerConfig) -> Result<Option<DataFiles>, ConfigError> {
+    let nested = c.load_kwargs.as_ref().and_then(|l| l.data_files.clone());
+    match (&c.data_files, nested) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            key: "data_files",
+            reason: "set both at the top level and in load_kwargs; they mean the same, keep one"
+                .into(),
+        }),
+        (Some(f), None) => Ok(Some(f.clone())),
+        (None, f) => Ok(f),
     }
 }
 
 fn default_source(
     c: &DatasetManagerConfig,
     name: &FullName,
+    raw_name: &str,
 ) -> Result<Arc<dyn Source>, ConfigError> {
-    match (&c.ds_type, &c.data_files) {
-        (Some(fmt), Some(files)) => Ok(Arc::new(LocalFiles::new(*fmt, files.clone()))),
-        (Some(_), None) => Err(ConfigError::Invalid {
-            key: "data_files",
-            reason: "ds_type is set, so data_files must name the local file(s)".into(),
-        }),
+    match (&c.ds_type, local_data_files(c)?) {
+        (Some(fmt), Some(files)) => Ok(Arc::new(LocalFiles::new(*fmt, files))),
+        (Some(fmt), None) => {
+            // xlm-core: `Path(full_name).parent / f"{split}.csv"`.
+            let ext = match fmt {
+                LocalFormat::Csv => "csv",
+                LocalFormat::Jsonl => "jsonl",
+            };
+            let parent = Path::new(raw_name).parent().unwrap_or(Path::new(""));
+            let file = parent.join(format!("{}.{ext}", name.split));
+            Ok(Arc::new(LocalFiles::new(*fmt, DataFiles::One(file))))
+        }
         (None, Some(_)) => Err(ConfigError::Invalid {
             key: "ds_type",
             reason: "data_files is set, so ds_type must say their format (jsonl, json or csv)"
@@ -366,19 +496,25 @@ fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
         r.processor("on_the_fly_processor", f, &c.on_the_fly_processor_kwargs)?;
     }
     if let Some(f) = &c.on_the_fly_group_processor {
-        r.group(
-            "on_the_fly_group_processor",
-            f,
-            &c.on_the_fly_group_processor_kwargs,
-        )?;
+        let kw = &c.on_the_fly_group_processor_kwargs;
+        if let Some(copies) = r.replicator("on_the_fly_group_processor", f, kw)? {
+            copies(kw)?;
+            return Err(ConfigError::Invalid {
+                key: "on_the_fly_group_processor",
+                reason: format!("`{f}` repeats each example, and xlm's setup applies packing group processors only; repeating examples at setup is not supported yet"),
+            });
+        }
+        r.group("on_the_fly_group_processor", f, kw)?;
     }
-    r.collator("collate_fn", &c.collate_fn, &c.collate_fn_kwargs)?;
+    let collator = c.resolved_collator()?;
+    r.collator(collator.key, &collator.name, &collator.kwargs)?;
     Ok(())
 }
 
 /// The life cycle of one dataset split.
 pub struct DatasetManager {
     config: DatasetManagerConfig,
+    kind: ManagerKind,
     full_name: FullName,
     registry: Arc<Registry>,
     source: Arc<dyn Source>,
@@ -415,6 +551,11 @@ impl DatasetManager {
         &self.config
     }
 
+    /// The kind of manager the config's `_target_` selects.
+    pub fn kind(&self) -> ManagerKind {
+        self.kind
+    }
+
     /// The full name in use (`full_name_debug` in debug-overfit mode).
     pub fn full_name(&self) -> &FullName {
         &self.full_name
@@ -446,7 +587,9 @@ impl DatasetManager {
     }
 
     /// Cache directory: `<dir>/<full_name>`, or with a filter suffix
-    /// `<dir>/<repo>/<dataset>[_<config>]_<suffix>/<split>`.
+    /// `<dir>/<repo>/<dataset>[_<config>]_<suffix>/<split>`. A split
+    /// instruction is part of the name as written (`<dir>/org/ds/train[:-10]`),
+    /// so two slices of a split never share a cache.
     pub fn cache_dir(&self, manual_cache_dir: &Path) -> PathBuf {
         let n = &self.full_name;
         match &self.config.filter_suffix {
@@ -456,7 +599,10 @@ impl DatasetManager {
                     Some(c) => format!("{}_{c}_{suffix}", n.dataset),
                     None => format!("{}_{suffix}", n.dataset),
                 };
-                manual_cache_dir.join(&n.repo).join(ds).join(&n.split)
+                manual_cache_dir
+                    .join(&n.repo)
+                    .join(ds)
+                    .join(n.split_segment())
             }
         }
     }

@@ -10,6 +10,25 @@ use crate::registry::{Ctx, Kwargs, MapFn, ProcessError};
 use std::ops::Range;
 use std::sync::Arc;
 
+/// Runs the per-example function `f` on `e` and merges its output into the
+/// example, as `datasets.map(f, remove_columns=R)` does: the input columns
+/// that `remove` selects (R) are dropped, then every column `f` returns is
+/// set (replacing an input column of that name in place, else appended).
+/// A column `f` does not return is kept unless `remove` drops it. The one
+/// place where preprocess functions and on-the-fly processors are applied.
+pub(crate) fn apply_map(
+    f: &MapFn,
+    mut e: Example,
+    ctx: &Ctx,
+    kw: &Kwargs,
+    remove: impl Fn(&str) -> bool,
+) -> Result<Example, ProcessError> {
+    let out = f(&e, ctx, kw)?;
+    e.retain(|n| !remove(n));
+    e.update(out);
+    Ok(e)
+}
+
 /// Row positions kept after the on-the-fly filter.
 #[derive(Debug, Clone)]
 pub enum RowSet {
@@ -359,9 +378,11 @@ impl SampleReader for Pipeline {
             Layout::Rows => {
                 let e = self.table.row(self.rows.row(sample as usize))?;
                 match &self.processor {
-                    Some((name, f, kw)) => Ok(f(e, &self.ctx, kw).map_err(|err| {
-                        ProcessError::failed(name, format!("sample {sample}: {err}"))
-                    })?),
+                    Some((name, f, kw)) => {
+                        Ok(apply_map(f, e, &self.ctx, kw, |_| false).map_err(|err| {
+                            ProcessError::failed(name, format!("sample {sample}: {err}"))
+                        })?)
+                    }
                     None => Ok(e),
                 }
             }

@@ -6,12 +6,13 @@
 //! so the cache is byte-identical for any `num_proc`.
 
 use super::config::SplitSide;
-use super::{DatasetManager, PrepareArgs};
+use super::pipeline::apply_map;
+use super::{DatasetManager, DatasetManagerConfig, PrepareArgs};
 use crate::cache::{self, CacheWriter};
 use crate::data::{Table, TableBuilder};
 use crate::plan::Rng;
 use crate::registry::{Ctx, FilterFn, Kwargs, MapFn, ProcessError};
-use crate::source::{chunk_table, Stopped};
+use crate::source::{chunk_table, load_selected, load_selected_chunks, Stopped};
 use crate::Result;
 use rayon::prelude::*;
 
@@ -133,8 +134,8 @@ impl DatasetManager {
             if c.train_test_split.is_some() {
                 chunk_table(&self.download()?, CHUNK_ROWS, &mut sink)
             } else {
-                self.source
-                    .load_chunks(&self.full_name, CHUNK_ROWS, &mut sink)
+                // Split slicing (`train[:-100000]`) is applied here, for every source.
+                load_selected_chunks(&*self.source, &self.full_name, CHUNK_ROWS, &mut sink)
             }
         };
         if let Some(e) = failure {
@@ -152,7 +153,7 @@ impl DatasetManager {
     /// `train` split.
     pub(crate) fn download(&self) -> Result<Table> {
         let Some(tts) = &self.config.train_test_split else {
-            return Ok(self.source.load(&self.full_name)?);
+            return Ok(load_selected(&*self.source, &self.full_name)?);
         };
         let table = self.source.load(&self.full_name.with_split("train"))?;
         let n = table.len();
@@ -181,39 +182,49 @@ impl DatasetManager {
         Ok(b.finish())
     }
 
-    /// filter_fn, then preprocess_function, then columns_to_keep / columns_to_remove,
-    /// on one chunk whose first row is row `first` of the dataset.
+    /// filter_fn, then preprocess_function (merged into each row, see
+    /// [`apply_map`]), on one chunk whose first row is row `first` of the
+    /// dataset. `columns_to_keep` / `columns_to_remove` choose the *input*
+    /// columns the preprocess step drops (xlm-core's `remove_columns`): the
+    /// columns the function returns are always kept, a `columns_to_remove`
+    /// entry that is not an input column is an error, a missing
+    /// `columns_to_keep` entry is not. Without a preprocess function neither
+    /// list applies (see [`ignored_column_lists`]).
     fn preprocess_chunk(&self, chunk: Table, first: usize, steps: &Steps) -> Result<Table> {
         let c = &self.config;
-        if steps.filter.is_none()
-            && steps.map.is_none()
-            && c.columns_to_keep.is_none()
-            && c.columns_to_remove.is_none()
-        {
+        if steps.filter.is_none() && steps.map.is_none() {
             return Ok(chunk);
         }
-        for (key, cols) in [
-            ("columns_to_keep", &c.columns_to_keep),
-            ("columns_to_remove", &c.columns_to_remove),
-        ] {
-            for col in cols.iter().flatten() {
-                if steps.map.is_none() && chunk.column(col).is_none() && !chunk.is_empty() {
-                    return Err(super::ConfigError::Invalid {
-                        key,
-                        reason: format!(
-                            "column `{col}` is not in the data (columns: {})",
-                            chunk
-                                .schema()
-                                .iter()
-                                .map(|s| s.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    }
-                    .into());
+        // As xlm-core (`if self.columns_to_keep:`), an empty list is no list.
+        let keep = c.columns_to_keep.as_deref().filter(|k| !k.is_empty());
+        let remove = c.columns_to_remove.as_deref().unwrap_or_default();
+        if steps.map.is_some() && !chunk.is_empty() {
+            let missing: Vec<String> = remove
+                .iter()
+                .filter(|col| chunk.column(col).is_none())
+                .map(|col| format!("column `{col}`"))
+                .collect();
+            if !missing.is_empty() {
+                return Err(super::ConfigError::Invalid {
+                    key: "columns_to_remove",
+                    reason: format!(
+                        "{} {} not in the data (columns: {})",
+                        missing.join(", "),
+                        if missing.len() == 1 { "is" } else { "are" },
+                        chunk
+                            .schema()
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 }
+                .into());
             }
         }
+        let dropped = |n: &str| {
+            keep.is_some_and(|k| !k.iter().any(|x| x == n)) || remove.iter().any(|x| x == n)
+        };
         let no_kwargs = Kwargs::new();
         let mut out = TableBuilder::new();
         for (i, e) in chunk.rows().enumerate() {
@@ -224,20 +235,38 @@ impl DatasetManager {
                 }
             }
             if let Some((name, f)) = &steps.map {
-                e = f(e, &steps.ctx, &c.preprocess_function_kwargs).map_err(|err| {
-                    ProcessError::failed(name, format!("row {}: {err}", first + i))
-                })?;
-            }
-            if let Some(keep) = &c.columns_to_keep {
-                e.retain(|n| keep.iter().any(|k| k == n));
-            }
-            if let Some(remove) = &c.columns_to_remove {
-                e.retain(|n| !remove.iter().any(|k| k == n));
+                e = apply_map(f, e, &steps.ctx, &c.preprocess_function_kwargs, dropped).map_err(
+                    |err| ProcessError::failed(name, format!("row {}: {err}", first + i)),
+                )?;
             }
             out.push(&e)?;
         }
         Ok(out.finish())
     }
+}
+
+/// The warning for `columns_to_keep` / `columns_to_remove` set without a
+/// `preprocess_function`: as in xlm-core, they only choose the columns the
+/// preprocess step drops, so without one they are ignored.
+pub(super) fn ignored_column_lists(c: &DatasetManagerConfig) -> Option<String> {
+    if c.preprocess_function.is_some() {
+        return None;
+    }
+    let set: Vec<&str> = [
+        ("columns_to_keep", &c.columns_to_keep),
+        ("columns_to_remove", &c.columns_to_remove),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.as_ref().is_some_and(|v| !v.is_empty()))
+    .map(|(k, _)| k)
+    .collect();
+    (!set.is_empty()).then(|| {
+        format!(
+            "{}: {} only apply with a preprocess_function (they choose the input columns it drops); without one they are ignored",
+            c.full_name,
+            set.join(" and ")
+        )
+    })
 }
 
 /// The prepare-time functions, resolved once.

@@ -1,4 +1,8 @@
 //! Built-in per-example functions and filters.
+//!
+//! Per-example functions return only the columns they add or replace; the
+//! caller merges them into the example (see [`MapFn`]), so the input columns
+//! stay unless `columns_to_keep` / `columns_to_remove` drop them.
 
 use super::kwargs::{opt_str, opt_usize};
 use super::{Ctx, FilterFn, Kwargs, MapFn, ProcessError};
@@ -7,46 +11,52 @@ use std::sync::Arc;
 
 type Named<F> = (&'static str, F, &'static [&'static str]);
 
-fn identity(e: Example, _: &Ctx, _: &Kwargs) -> Result<Example, ProcessError> {
-    Ok(e)
+/// Adds nothing: the example passes through unchanged.
+fn identity(_: &Example, _: &Ctx, _: &Kwargs) -> Result<Example, ProcessError> {
+    Ok(Example::new())
 }
 
-/// Renames `token_ids` to `input_ids`.
-fn token_ids_to_input_ids(mut e: Example, _: &Ctx, _: &Kwargs) -> Result<Example, ProcessError> {
-    let ids = e.remove("token_ids").ok_or_else(|| {
-        ProcessError::failed("token_ids_to_input_ids", "the example has no `token_ids`")
-    })?;
-    e.set("input_ids", ids);
-    Ok(e)
+/// `input_ids` = `token_ids`, truncated to the `block_size` kwarg (none: no
+/// truncation), as xlm-core's `token_ids_to_input_ids`; `token_ids` stays.
+fn token_ids_to_input_ids(e: &Example, _: &Ctx, kw: &Kwargs) -> Result<Example, ProcessError> {
+    const NAME: &str = "token_ids_to_input_ids";
+    let limit = opt_usize(kw, NAME, "block_size")?;
+    let ids = token_ids(e, NAME)?;
+    let ids = &ids[..limit.map_or(ids.len(), |b| b.min(ids.len()))];
+    Ok(Example::new().with("input_ids", Value::List(ids.to_vec())))
 }
 
 /// `token_ids` -> `input_ids`, `attention_mask` of 1s, `token_type_ids` of 0s,
 /// truncated to `block_size` (kwarg, else setup's block_size; none: no truncation).
-fn example_to_input_ids(mut e: Example, ctx: &Ctx, kw: &Kwargs) -> Result<Example, ProcessError> {
+fn example_to_input_ids(e: &Example, ctx: &Ctx, kw: &Kwargs) -> Result<Example, ProcessError> {
     const NAME: &str = "example_to_input_ids";
     let limit = opt_usize(kw, NAME, "block_size")?.or(ctx.block_size);
-    let mut ids = match e.remove("token_ids") {
-        Some(Value::List(v)) => v,
-        Some(other) => {
-            return Err(ProcessError::failed(
-                NAME,
-                format!("`token_ids` is a {}, not a token list", other.kind_name()),
-            ))
-        }
-        None => return Err(ProcessError::failed(NAME, "the example has no `token_ids`")),
-    };
-    if let Some(b) = limit {
-        ids.truncate(b);
-    }
+    let ids = token_ids(e, NAME)?;
+    let ids = &ids[..limit.map_or(ids.len(), |b| b.min(ids.len()))];
     let n = ids.len();
-    e.set("input_ids", Value::List(ids));
-    e.set("attention_mask", Value::List(vec![1; n]));
-    e.set("token_type_ids", Value::List(vec![0; n]));
-    Ok(e)
+    Ok(Example::new()
+        .with("input_ids", Value::List(ids.to_vec()))
+        .with("attention_mask", Value::List(vec![1; n]))
+        .with("token_type_ids", Value::List(vec![0; n])))
+}
+
+/// The example's `token_ids`, or an error of `function` naming what is wrong.
+fn token_ids<'a>(e: &'a Example, function: &str) -> Result<&'a [i64], ProcessError> {
+    match e.get("token_ids") {
+        Some(Value::List(v)) => Ok(v),
+        Some(other) => Err(ProcessError::failed(
+            function,
+            format!("`token_ids` is a {}, not a token list", other.kind_name()),
+        )),
+        None => Err(ProcessError::failed(
+            function,
+            "the example has no `token_ids`",
+        )),
+    }
 }
 
 /// Tokenizes `text_column` (default `text`) into `token_ids` with the tokenizer.
-fn tokenize(mut e: Example, ctx: &Ctx, kw: &Kwargs) -> Result<Example, ProcessError> {
+fn tokenize(e: &Example, ctx: &Ctx, kw: &Kwargs) -> Result<Example, ProcessError> {
     const NAME: &str = "tokenize";
     let col = opt_str(kw, NAME, "text_column")?.unwrap_or("text");
     let tok = ctx
@@ -57,11 +67,10 @@ fn tokenize(mut e: Example, ctx: &Ctx, kw: &Kwargs) -> Result<Example, ProcessEr
     let ids = tok
         .encode(text)
         .map_err(|err| ProcessError::failed(NAME, err))?;
-    e.set(
+    Ok(Example::new().with(
         "token_ids",
         Value::List(ids.into_iter().map(i64::from).collect()),
-    );
-    Ok(e)
+    ))
 }
 
 pub(super) fn builtin_maps() -> Vec<Named<MapFn>> {
@@ -70,7 +79,7 @@ pub(super) fn builtin_maps() -> Vec<Named<MapFn>> {
         (
             "token_ids_to_input_ids",
             Arc::new(token_ids_to_input_ids),
-            &[],
+            &["block_size"],
         ),
         (
             "example_to_input_ids",
@@ -117,17 +126,25 @@ mod tests {
             .with("token_ids", Value::List(vec![7, 8, 9]))
     }
 
+    fn names(e: &Example) -> Vec<&str> {
+        e.names().collect()
+    }
+
     #[test]
-    fn example_to_input_ids_truncates_and_adds_masks() {
+    fn example_to_input_ids_truncates_and_returns_only_new_columns() {
         let mut kw = Kwargs::new();
         kw.insert("block_size".into(), 2.into());
-        let e = example_to_input_ids(ex(), &Ctx::default(), &kw).unwrap();
+        let e = example_to_input_ids(&ex(), &Ctx::default(), &kw).unwrap();
         assert_eq!(e.list("input_ids").unwrap(), [7, 8]);
         assert_eq!(e.list("attention_mask").unwrap(), [1, 1]);
         assert_eq!(e.list("token_type_ids").unwrap(), [0, 0]);
-        assert!(e.get("token_ids").is_none());
+        assert_eq!(
+            names(&e),
+            ["input_ids", "attention_mask", "token_type_ids"],
+            "the caller merges; the function returns only what it adds"
+        );
         let e = example_to_input_ids(
-            ex(),
+            &ex(),
             &Ctx {
                 block_size: Some(8),
                 ..Ctx::default()
@@ -136,14 +153,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.list("input_ids").unwrap().len(), 3);
+        let bad = Example::new().with("token_ids", Value::Int(3));
+        let err = example_to_input_ids(&bad, &Ctx::default(), &Kwargs::new()).unwrap_err();
+        assert!(err.to_string().contains("int64"), "{err}");
     }
 
     #[test]
-    fn filters_and_renames() {
+    fn filters_and_token_ids_to_input_ids() {
         assert!(!drop_first_example(&ex(), &Kwargs::new()).unwrap());
         assert!(drop_first_example(&ex().with("id", Value::Int(5)), &Kwargs::new()).unwrap());
-        let e = token_ids_to_input_ids(ex(), &Ctx::default(), &Kwargs::new()).unwrap();
+        let e = token_ids_to_input_ids(&ex(), &Ctx::default(), &Kwargs::new()).unwrap();
+        assert_eq!(names(&e), ["input_ids"]);
         assert_eq!(e.list("input_ids").unwrap(), [7, 8, 9]);
+        let mut kw = Kwargs::new();
+        kw.insert("block_size".into(), 2.into());
+        let e = token_ids_to_input_ids(&ex(), &Ctx::default(), &kw).unwrap();
+        assert_eq!(e.list("input_ids").unwrap(), [7, 8]);
+        assert!(identity(&ex(), &Ctx::default(), &Kwargs::new())
+            .unwrap()
+            .is_empty());
         let mut kw = Kwargs::new();
         kw.insert("min_len".into(), 4.into());
         assert!(!min_tokens(&ex(), &kw).unwrap());
@@ -158,12 +186,13 @@ mod tests {
             block_size: None,
         };
         let e = tokenize(
-            Example::new().with("text", Value::Text("w0 w2".into())),
+            &Example::new().with("text", Value::Text("w0 w2".into())),
             &ctx,
             &Kwargs::new(),
         )
         .unwrap();
+        assert_eq!(names(&e), ["token_ids"]);
         assert_eq!(e.list("token_ids").unwrap(), [7, 9]);
-        assert!(tokenize(Example::new(), &Ctx::default(), &Kwargs::new()).is_err());
+        assert!(tokenize(&Example::new(), &Ctx::default(), &Kwargs::new()).is_err());
     }
 }

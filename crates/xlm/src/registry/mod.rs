@@ -9,7 +9,16 @@
 //! | filter | `filter_fn`, `on_the_fly_filter_fn` | `drop_first_example`, `min_tokens` |
 //! | processor (setup time, per example) | `on_the_fly_processor` | same as preprocess |
 //! | group processor (packing) | `on_the_fly_group_processor` | `pack_sequences`, `pack_with_id` |
-//! | collator | `collate_fn` | `default`, `id_tracking`, `pad_truncate`, `dynamic_padding` |
+//! | collator | `collator` (alias `collate_fn`) | `default`, `id_tracking`, `pad_truncate`, `dynamic_padding` |
+//! | replicator (setup time, repeats examples) | `on_the_fly_group_processor` | `replicate_examples` |
+//!
+//! xlm-core's built-ins are registered under their dotted names
+//! (`xlm.datamodule.ids_to_example_fn`, `xlm.datamodule.DefaultCollator`,
+//! ...), with xlm-core's behaviour; see [`xlm_core`]. Users register their
+//! own functions under any name, dotted ones included
+//! (`xlm.tasks.lm1b.preprocess_fn`), and their own manager `_target_`s with
+//! [`Registry::register_manager_target`]. An unknown dotted name is an
+//! error that says how to register it.
 //!
 //! Every function declares the keyword arguments it accepts, so an unknown
 //! kwarg is an error at construction, before any I/O.
@@ -18,6 +27,7 @@ mod collate;
 mod kwargs;
 mod maps;
 mod pack;
+pub mod xlm_core;
 
 pub use kwargs::Kwargs;
 
@@ -42,6 +52,20 @@ pub enum ProcessError {
         kind: &'static str,
         /// The name asked for.
         name: String,
+        /// The registered names.
+        available: String,
+    },
+    /// A dotted (Python) name that is neither built in nor registered.
+    #[error("{key}: no {kind} named `{name}`: xlm cannot import Python code; implement it in Rust, register it under this name with Registry::{register}(\"{name}\", ...) and build the manager with DatasetManager::builder(config).registry(..) (registered: {available})")]
+    UnknownDotted {
+        /// The config key.
+        key: String,
+        /// The kind of function.
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The `Registry` method that registers this kind.
+        register: &'static str,
         /// The registered names.
         available: String,
     },
@@ -98,8 +122,12 @@ pub struct Ctx {
     pub block_size: Option<usize>,
 }
 
-/// A per-example function (preprocess or on-the-fly processor).
-pub type MapFn = Arc<dyn Fn(Example, &Ctx, &Kwargs) -> Result<Example, ProcessError> + Send + Sync>;
+/// A per-example function (preprocess or on-the-fly processor). It reads the
+/// example and returns only the columns it adds or replaces; the caller
+/// merges them into the example, as `datasets.map` does (a column it does not
+/// return is kept, unless `columns_to_keep` / `columns_to_remove` drop it).
+pub type MapFn =
+    Arc<dyn Fn(&Example, &Ctx, &Kwargs) -> Result<Example, ProcessError> + Send + Sync>;
 /// A predicate; false drops the example.
 pub type FilterFn = Arc<dyn Fn(&Example, &Kwargs) -> Result<bool, ProcessError> + Send + Sync>;
 /// Builds a packing layout from kwargs.
@@ -107,6 +135,9 @@ pub type GroupFn = Arc<dyn Fn(&Kwargs, &Ctx) -> Result<PackSpec, ProcessError> +
 /// Builds a collator from kwargs.
 pub type CollatorFn =
     Arc<dyn Fn(&Kwargs, &Ctx) -> Result<Arc<dyn Collate>, ProcessError> + Send + Sync>;
+
+/// Reads a replicator's kwargs: the number of copies of each example.
+pub type ReplicateFn = Arc<dyn Fn(&Kwargs) -> Result<usize, ProcessError> + Send + Sync>;
 
 /// A registered function and the kwargs it accepts (`None`: any).
 #[derive(Clone)]
@@ -124,7 +155,7 @@ fn entry<F>(f: F, params: &[&str]) -> Entry<F> {
     }
 }
 
-/// The five maps of named functions.
+/// The maps of named functions, and the manager `_target_`s users added.
 #[derive(Clone, Default)]
 pub struct Registry {
     preprocess: BTreeMap<String, Entry<MapFn>>,
@@ -132,20 +163,35 @@ pub struct Registry {
     processors: BTreeMap<String, Entry<MapFn>>,
     groups: BTreeMap<String, Entry<GroupFn>>,
     collators: BTreeMap<String, Entry<CollatorFn>>,
+    replicators: BTreeMap<String, Entry<ReplicateFn>>,
+    manager_targets: BTreeMap<String, crate::manager::ManagerKind>,
 }
 
 fn lookup<'a, F>(
     map: &'a BTreeMap<String, Entry<F>>,
     key: &str,
-    kind: &'static str,
+    (kind, register): (&'static str, &'static str),
     name: &str,
     kwargs: &Kwargs,
 ) -> Result<&'a F, ProcessError> {
-    let e = map.get(name).ok_or_else(|| ProcessError::Unknown {
-        key: key.to_string(),
-        kind,
-        name: name.to_string(),
-        available: map.keys().cloned().collect::<Vec<_>>().join(", "),
+    let e = map.get(name).ok_or_else(|| {
+        let available = map.keys().cloned().collect::<Vec<_>>().join(", ");
+        if name.contains('.') {
+            ProcessError::UnknownDotted {
+                key: key.to_string(),
+                kind,
+                name: name.to_string(),
+                register,
+                available,
+            }
+        } else {
+            ProcessError::Unknown {
+                key: key.to_string(),
+                kind,
+                name: name.to_string(),
+                available,
+            }
+        }
     })?;
     if let Some(params) = &e.params {
         if let Some(bad) = kwargs.keys().find(|k| !params.contains(k)) {
@@ -186,7 +232,45 @@ impl Registry {
         for (name, f, params) in collate::builtin_collators() {
             r.collators.insert(name.into(), entry(f, params));
         }
+        xlm_core::register(&mut r);
         r
+    }
+
+    /// Adds a replicator: `f` reads the kwargs and returns the number of
+    /// copies of each example (see `replicate_examples`).
+    pub fn register_replicator(&mut self, name: &str, f: ReplicateFn, params: Option<Vec<String>>) {
+        self.replicators.insert(name.into(), Entry { f, params });
+    }
+
+    /// Makes `_target_: target` (e.g. a task's subclass such as
+    /// `xlm.tasks.sudoku.LocalDatasetManager`) build a manager of `kind`.
+    pub fn register_manager_target(&mut self, target: &str, kind: crate::manager::ManagerKind) {
+        self.manager_targets.insert(target.into(), kind);
+    }
+
+    /// The kind a user registered for `target`, if any.
+    pub fn manager_target(&self, target: &str) -> Option<crate::manager::ManagerKind> {
+        self.manager_targets.get(target).copied()
+    }
+
+    /// The replicator `name`, if registered (`None`: not a replicator), checked against `kwargs`.
+    pub fn replicator(
+        &self,
+        key: &str,
+        name: &str,
+        kwargs: &Kwargs,
+    ) -> Result<Option<&ReplicateFn>, ProcessError> {
+        if !self.replicators.contains_key(name) {
+            return Ok(None);
+        }
+        lookup(
+            &self.replicators,
+            key,
+            ("replicator", "register_replicator"),
+            name,
+            kwargs,
+        )
+        .map(Some)
     }
 
     /// Adds a preprocess function (`params`: accepted kwargs, `None` for any).
@@ -217,7 +301,13 @@ impl Registry {
         name: &str,
         kwargs: &Kwargs,
     ) -> Result<&MapFn, ProcessError> {
-        lookup(&self.preprocess, key, "preprocess function", name, kwargs)
+        lookup(
+            &self.preprocess,
+            key,
+            ("preprocess function", "register_preprocess"),
+            name,
+            kwargs,
+        )
     }
     /// The filter `name`.
     pub fn filter(
@@ -226,7 +316,13 @@ impl Registry {
         name: &str,
         kwargs: &Kwargs,
     ) -> Result<&FilterFn, ProcessError> {
-        lookup(&self.filters, key, "filter", name, kwargs)
+        lookup(
+            &self.filters,
+            key,
+            ("filter", "register_filter"),
+            name,
+            kwargs,
+        )
     }
     /// The processor `name`.
     pub fn processor(
@@ -235,11 +331,23 @@ impl Registry {
         name: &str,
         kwargs: &Kwargs,
     ) -> Result<&MapFn, ProcessError> {
-        lookup(&self.processors, key, "processor", name, kwargs)
+        lookup(
+            &self.processors,
+            key,
+            ("processor", "register_processor"),
+            name,
+            kwargs,
+        )
     }
     /// The group processor `name`.
     pub fn group(&self, key: &str, name: &str, kwargs: &Kwargs) -> Result<&GroupFn, ProcessError> {
-        lookup(&self.groups, key, "group processor", name, kwargs)
+        lookup(
+            &self.groups,
+            key,
+            ("group processor", "register_group"),
+            name,
+            kwargs,
+        )
     }
     /// The collator `name`.
     pub fn collator(
@@ -248,6 +356,12 @@ impl Registry {
         name: &str,
         kwargs: &Kwargs,
     ) -> Result<&CollatorFn, ProcessError> {
-        lookup(&self.collators, key, "collator", name, kwargs)
+        lookup(
+            &self.collators,
+            key,
+            ("collator", "register_collator"),
+            name,
+            kwargs,
+        )
     }
 }

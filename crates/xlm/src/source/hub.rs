@@ -12,7 +12,7 @@
 //! directory named after it (`default/train/0000.parquet`), under the
 //! config's directory when `full_name` has one; jsonl/json, csv and parquet.
 
-use super::local::{read_chunked, read_csv, read_jsonl, read_table, OnRow};
+use super::local::{count_csv, count_jsonl, read_chunked, read_csv, read_jsonl, read_table, OnRow};
 use super::{ChunkSink, FullName, Source, SourceError};
 use crate::data::Table;
 use hf_hub::{Cache, Repo, RepoType};
@@ -240,6 +240,19 @@ impl Source for HubSource {
         read_chunked(chunk_rows, sink, |on_row| self.read(name, on_row))
     }
 
+    fn num_rows(&self, name: &FullName) -> Result<usize, SourceError> {
+        let mut n = 0;
+        for path in self.split_files(name)? {
+            n += match extension(&path).as_str() {
+                "jsonl" | "json" => count_jsonl(&path)?,
+                "csv" => count_csv(&path)?,
+                "parquet" => super::parquet::count_parquet(&path)?,
+                other => unreachable!("select_split_files only picks known formats, not {other}"),
+            };
+        }
+        Ok(n)
+    }
+
     fn describe(&self) -> String {
         format!(
             "Hugging Face Hub ({}{})",
@@ -282,5 +295,31 @@ mod tests {
             ["plain_text/train/0000.parquet"]
         );
         assert!(select_split_files(&files, None, "dev").is_empty());
+    }
+
+    #[test]
+    fn offline_cache_counts_rows_and_slices_across_split_files() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("datasets--org--toy");
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "abc123").unwrap();
+        let snap = repo.join("snapshots/abc123/data");
+        std::fs::create_dir_all(&snap).unwrap();
+        let jsonl: String = (0..4).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+        std::fs::write(snap.join("train-00000-of-00002.jsonl"), jsonl).unwrap();
+        std::fs::write(snap.join("train-00001-of-00002.csv"), "id\n4\n5\n6\n").unwrap();
+        let hub = HubSource::new(d.path().to_path_buf(), true);
+        let name = |s: &str| FullName::parse(s).unwrap();
+        assert_eq!(hub.num_rows(&name("org/toy/train")).unwrap(), 7);
+        let ids = |s: &str| -> Vec<i64> {
+            crate::source::load_selected(&hub, &name(s))
+                .unwrap()
+                .rows()
+                .map(|e| e.unwrap().int("id").unwrap())
+                .collect()
+        };
+        assert_eq!(ids("org/toy/train[3:-2]"), [3, 4]);
+        assert_eq!(ids("org/toy/train[-2:]"), [5, 6]);
+        assert_eq!(ids("org/toy/train[:50%]"), [0, 1, 2, 3]); // 3.5 -> 4
     }
 }

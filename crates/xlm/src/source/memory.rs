@@ -105,7 +105,8 @@ impl MemoryRegistry {
 
 impl Source for MemoryRegistry {
     fn load(&self, name: &FullName) -> Result<Table, SourceError> {
-        let key = name.to_string();
+        // The whole split: a split instruction is applied by `load_selected`.
+        let key = name.split_path();
         self.tables
             .read()
             .expect("registry lock")
@@ -116,6 +117,10 @@ impl Source for MemoryRegistry {
                 registry: "in-memory".into(),
                 available: self.names().join(", "),
             })
+    }
+
+    fn num_rows(&self, name: &FullName) -> Result<usize, SourceError> {
+        Ok(self.load(name)?.len())
     }
 
     fn describe(&self) -> String {

@@ -8,6 +8,11 @@
 //!
 //! - [`HubSource`]: the Hugging Face Hub through the local hub cache
 //!   (offline mode reads only the cache).
+//!
+//! Sources read whole splits (`name.split`, never an instruction). Split
+//! instructions in `full_name` (`train[:-100000]`, `train[:10%]+test`,
+//! parsed by [`FullName`]) are applied to any source in one place,
+//! [`load_selected_chunks`], which keeps memory bounded by the chunk size.
 
 mod full_name;
 #[cfg(feature = "hub")]
@@ -16,12 +21,14 @@ mod local;
 mod memory;
 #[cfg(feature = "hub")]
 mod parquet;
+mod select;
 
-pub use full_name::FullName;
+pub use full_name::{FullName, Rounding, SplitInstruction, SplitSlice};
 #[cfg(feature = "hub")]
 pub use hub::{select_split_files, HubSource};
 pub use local::{DataFiles, LocalFiles, LocalFormat};
 pub use memory::{synthetic_table, synthetic_text_table, MemoryRegistry};
+pub use select::{load_selected, load_selected_chunks};
 
 use crate::data::Table;
 use std::path::PathBuf;
@@ -84,6 +91,25 @@ pub enum SourceError {
         /// The splits it has.
         available: String,
     },
+    /// A split instruction in `full_name` is malformed, or cannot be
+    /// resolved against the split's size.
+    #[error("full_name `{name}`: {reason}")]
+    Slice {
+        /// The full name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A split instruction selects no rows.
+    #[error("`{name}`: split instruction `{instruction}` selects no rows ({detail})")]
+    EmptySlice {
+        /// The full name.
+        name: String,
+        /// The instruction.
+        instruction: String,
+        /// What each part resolved to.
+        detail: String,
+    },
     /// A row of the table being streamed cannot be read (a damaged cache).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
@@ -123,7 +149,9 @@ pub fn chunk_table(
 
 /// A place raw rows come from.
 pub trait Source: Send + Sync {
-    /// Loads every row of `name` (a parsed `full_name`; `split` picks the split).
+    /// Loads every row of `name` (a parsed `full_name`; `split` picks the
+    /// split; a split instruction is not the source's business, see
+    /// [`load_selected`]).
     fn load(&self, name: &FullName) -> Result<Table, SourceError>;
 
     /// Streams the rows of `name` as tables of at most `chunk_rows` rows, in
@@ -136,6 +164,19 @@ pub trait Source: Send + Sync {
         sink: &mut ChunkSink<'_>,
     ) -> Result<(), SourceError> {
         chunk_table(&self.load(name)?, chunk_rows, sink)
+    }
+
+    /// The number of rows of split `name` (resolves negative and percent
+    /// bounds of split instructions). The default streams the split and
+    /// counts; sources override it with something cheaper (a table's
+    /// length, a line count, parquet metadata).
+    fn num_rows(&self, name: &FullName) -> Result<usize, SourceError> {
+        let mut n = 0;
+        self.load_chunks(name, 4096, &mut |t| {
+            n += t.len();
+            Ok(())
+        })?;
+        Ok(n)
     }
 
     /// A short description for logs (`memory registry`, `local csv files`).

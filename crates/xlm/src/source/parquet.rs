@@ -36,6 +36,22 @@ mod imp {
         })
     }
 
+    /// The rows of a parquet file, from its metadata (nothing is decoded).
+    pub(crate) fn count_parquet(path: &Path) -> Result<usize, SourceError> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let file = std::fs::File::open(path).map_err(|source| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let reader = SerializedFileReader::new(file).map_err(|e| SourceError::Parse {
+            path: path.to_path_buf(),
+            line: 0,
+            reason: format!("not a parquet file: {e}"),
+        })?;
+        let rows = reader.metadata().file_metadata().num_rows();
+        Ok(usize::try_from(rows).unwrap_or(0))
+    }
+
     pub(crate) fn read_parquet<E: From<SourceError>>(
         path: &Path,
         on_row: &mut OnRow<'_, E>,
@@ -69,7 +85,13 @@ mod imp {
 }
 
 #[cfg(feature = "parquet")]
-pub(crate) use imp::read_parquet;
+pub(crate) use imp::{count_parquet, read_parquet};
+
+/// Without the `parquet` feature: the same error as [`read_parquet`].
+#[cfg(not(feature = "parquet"))]
+pub(crate) fn count_parquet(path: &Path) -> Result<usize, SourceError> {
+    read_parquet::<SourceError>(path, &mut |_, _, _| Ok(())).map(|_| 0)
+}
 
 /// Without the `parquet` feature: an error naming the file and the feature.
 #[cfg(not(feature = "parquet"))]

@@ -19,6 +19,33 @@ impl std::fmt::Debug for HfTokenizer {
 }
 
 impl HfTokenizer {
+    /// The id of `token` (a vocabulary or added token), if it has one.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// Adds `token` as a special token unless the tokenizer has it; returns
+    /// its id (a new token takes the next free id, as Hugging Face's
+    /// `add_special_tokens` does).
+    pub fn add_special_token(&mut self, token: &str) -> Result<u32, TokenizerError> {
+        if let Some(id) = self.inner.token_to_id(token) {
+            return Ok(id);
+        }
+        let load =
+            |reason: String| TokenizerError::Config(format!("special token `{token}`: {reason}"));
+        self.inner
+            .add_special_tokens([tokenizers::AddedToken::from(token, true)])
+            .map_err(|e| load(format!("cannot add the special token: {e}")))?;
+        self.inner
+            .token_to_id(token)
+            .ok_or_else(|| load("the added special token has no id".into()))
+    }
+
+    /// Replaces the special ids.
+    pub fn set_specials(&mut self, specials: Specials) {
+        self.specials = specials;
+    }
+
     /// Loads `path` (a `tokenizer.json`).
     pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
         let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
@@ -60,6 +87,37 @@ impl Tokenizer for HfTokenizer {
 
     fn specials(&self) -> Specials {
         self.specials
+    }
+
+    /// What the tokenizer's post-processor (e.g. BERT's `[CLS] $A [SEP]`)
+    /// makes of one sequence; no truncation or padding.
+    fn build_inputs_with_special_tokens(&self, ids: &[u32]) -> Vec<u32> {
+        self.post_processed(ids)
+            .map(|e| e.get_ids().to_vec())
+            .unwrap_or_else(|| ids.to_vec())
+    }
+
+    /// The type ids of [`build_inputs_with_special_tokens`](Self::build_inputs_with_special_tokens).
+    fn create_token_type_ids_from_sequences(&self, ids: &[u32]) -> Vec<u32> {
+        self.post_processed(ids)
+            .map(|e| e.get_type_ids().to_vec())
+            .unwrap_or_else(|| vec![0; ids.len()])
+    }
+}
+
+impl HfTokenizer {
+    fn post_processed(&self, ids: &[u32]) -> Option<tokenizers::Encoding> {
+        use tokenizers::PostProcessor;
+        let pp = self.inner.get_post_processor()?;
+        let tokens = ids
+            .iter()
+            .map(|&id| {
+                let value = self.inner.id_to_token(id).unwrap_or_default();
+                tokenizers::Token::new(id, value, (0, 0))
+            })
+            .collect();
+        pp.process(tokenizers::Encoding::from_tokens(tokens, 0), None, true)
+            .ok()
     }
 }
 
