@@ -740,3 +740,94 @@ fn a_datamodule_on_two_ranks_gives_equal_batches_for_every_loader() {
             .map(|(s, n)| (s.to_string(), n.to_string()))
     );
 }
+
+/// The xlm-core-shaped datamodule fixture with its placeholders filled in,
+/// over 50 rows of toy text (ids 0..50), plus the result directory.
+fn xlm_core_datamodule(d: &std::path::Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let data = d.join("data");
+    std::fs::create_dir_all(data.join("toy")).unwrap();
+    let words = ["the", "cat", "dog", "sat", "on", "a", "mat"];
+    let mut csv = String::from("id,text\n");
+    for i in 0..50usize {
+        let n = 2 + i % 5;
+        let text: Vec<&str> = (0..n).map(|j| words[(i + j * 3) % words.len()]).collect();
+        csv.push_str(&format!("{i},{}\n", text.join(" ")));
+    }
+    std::fs::write(data.join("toy/train.csv"), csv).unwrap();
+    let yaml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/xlm_core_datamodule.yaml"),
+    )
+    .unwrap()
+    .replace("@DATA@", &data.display().to_string())
+    .replace("@CACHE@", &d.join("cache").display().to_string());
+    let path = d.join("datamodule.yaml");
+    std::fs::write(&path, edit(yaml)).unwrap();
+    path
+}
+
+#[test]
+fn an_xlm_core_datamodule_yaml_runs_unchanged_on_two_ranks() {
+    let d = tempfile::tempdir().unwrap();
+    let file = xlm_core_datamodule(d.path(), |y| y);
+    // `xlm prepare --config` takes the same file.
+    let out = run_command(
+        {
+            let mut c = xlm(&["prepare", "--config"]);
+            c.arg(&file);
+            c
+        },
+        T,
+    );
+    assert!(out.status.is_some_and(|s| s.success()), "{out:?}");
+    assert!(
+        out.stdout.contains("train/toy") && out.stdout.contains("train[:-10]"),
+        "{out:?}"
+    );
+    let r = try_run_distributed_file(2, &d.path().join("out"), &file, T)
+        .unwrap_or_else(|f| panic!("{f}"));
+    assert!(
+        r.iter().all(|r| r.accumulation_steps == Some(2)),
+        "16 / (4 x 2)"
+    );
+    for (split, name) in [("train", "toy"), ("val", "toy")] {
+        let counts: Vec<u64> = r
+            .iter()
+            .map(|r| r.loader(split, name).unwrap().epochs[0].num_batches)
+            .collect();
+        assert!(
+            counts[0] > 0 && counts[0] == counts[1],
+            "{split}/{name}: {counts:?}"
+        );
+    }
+    let ids = |split: &str| -> Vec<Vec<i64>> {
+        r.iter()
+            .map(|r| r.loader(split, "toy").unwrap().epochs[0].ids.clone())
+            .collect()
+    };
+    assert_disjoint_cover(&ids("train"), 0..40);
+    assert_disjoint_cover(&ids("val"), 40..50);
+    // DefaultCollatorWithPadding pads to block_size.
+    let shapes = &r[0].loader("train", "toy").unwrap().epochs[0].batch_shapes;
+    assert!(shapes.iter().all(|s| s[1] == 8), "{shapes:?}");
+}
+
+#[test]
+fn an_xlm_core_datamodule_with_hydra_leftovers_fails_naming_the_key() {
+    for (from, to, key) in [
+        ("block_size: 8", "block_size: ???", "block_size"),
+        (
+            "full_name: @DATA@/toy/train[-10:]",
+            "full_name: ${oc.env:DATA_DIR}/toy/train[-10:]",
+            "dataset_managers.val.toy.full_name",
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let file = xlm_core_datamodule(d.path(), |y| {
+            let data = d.path().join("data").display().to_string();
+            y.replace(&from.replace("@DATA@", &data), to)
+        });
+        let f = try_run_distributed_file(2, &d.path().join("out"), &file, T).unwrap_err();
+        assert!(f.message.contains(key), "{key}: {}", f.message);
+    }
+}

@@ -1,6 +1,7 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Instant;
+use xlm::datamodule::{TextDataModule, TextDataModuleConfig};
 use xlm::manager::{DatasetManager, DatasetManagerConfig, PrepareArgs};
 use xlm::tokenizer::TokenizerConfig;
 
@@ -23,7 +24,7 @@ pub struct PrepareConfig {
 /// Arguments of `xlm prepare`.
 #[derive(Debug, clap::Args)]
 pub struct PrepareCliArgs {
-    /// JSON or YAML (.yaml/.yml) file: {"dsm_kwargs": {...}, "tokenizer": {...}, "manual_cache_dir": "...", "num_proc": N}.
+    /// JSON or YAML (.yaml/.yml) file: {"dsm_kwargs": {...}, "tokenizer": {...}, "manual_cache_dir": "...", "num_proc": N}, or a data module's node (xlm-core's datamodule YAML, with `dataset_managers`).
     #[arg(long)]
     pub config: PathBuf,
     /// Overrides num_proc.
@@ -34,8 +35,13 @@ pub struct PrepareCliArgs {
 impl PrepareCliArgs {
     /// Prepares the cache and prints a summary.
     pub fn run(&self) -> anyhow::Result<()> {
-        let cfg: PrepareConfig =
+        let value: serde_json::Value =
             super::read_config_file(&self.config).map_err(|e| anyhow::anyhow!("--config {e}"))?;
+        if value.get("dataset_managers").is_some() {
+            return self.run_datamodule(value);
+        }
+        let cfg: PrepareConfig = serde_json::from_value(value)
+            .map_err(|e| anyhow::anyhow!("--config {}: {e}", self.config.display()))?;
         let tokenizer = cfg.tokenizer.build()?;
         let dm = DatasetManager::new(cfg.dsm_kwargs)?;
         let dir = dm.cache_dir(&cfg.manual_cache_dir);
@@ -60,6 +66,31 @@ impl PrepareCliArgs {
             tokens,
             secs,
             tokens as f64 / secs.max(1e-9) / 1e6
+        );
+        Ok(())
+    }
+
+    /// A data module's node (xlm-core's `datamodule/*.yaml`): prepares
+    /// every manager's cache.
+    fn run_datamodule(&self, value: serde_json::Value) -> anyhow::Result<()> {
+        let mut cfg = TextDataModuleConfig::from_value(value)
+            .map_err(|e| anyhow::anyhow!("--config {}: {e}", self.config.display()))?;
+        if let Some(n) = self.num_proc {
+            cfg.num_dataset_workers = Some(n);
+        }
+        let module = TextDataModule::new(cfg)?;
+        let t = Instant::now();
+        module.prepare_data_with(Some(std::sync::Arc::new(crate::progress::TerminalProgress)))?;
+        for (split, name, dm) in module.managers() {
+            println!(
+                "xlm prepare: {split}/{name}: {} -> {}",
+                dm.full_name(),
+                dm.cache_dir(&module.config().manual_cache_dir).display()
+            );
+        }
+        println!(
+            "xlm prepare: data module ready in {:.2} s",
+            t.elapsed().as_secs_f64()
         );
         Ok(())
     }

@@ -158,6 +158,28 @@ pub fn try_run_distributed(
     config: &Json,
     timeout: Duration,
 ) -> Result<Vec<RankResult>, Failure> {
+    let config_arg = ["--config-json".into(), config.to_string().into()];
+    try_run_probe(world_size, result_dir, &config_arg, timeout)
+}
+
+/// Runs `world_size` ranks of `xlm probe --config-file <file>` (JSON or
+/// YAML, read as `xlm probe` reads it) through `xlm launch`.
+pub fn try_run_distributed_file(
+    world_size: usize,
+    result_dir: &Path,
+    config_file: &Path,
+    timeout: Duration,
+) -> Result<Vec<RankResult>, Failure> {
+    let config_arg = ["--config-file".into(), config_file.as_os_str().to_owned()];
+    try_run_probe(world_size, result_dir, &config_arg, timeout)
+}
+
+fn try_run_probe(
+    world_size: usize,
+    result_dir: &Path,
+    config_arg: &[std::ffi::OsString],
+    timeout: Duration,
+) -> Result<Vec<RankResult>, Failure> {
     std::fs::create_dir_all(result_dir).expect("result dir");
     let mut cmd = Command::new(xlm_bin());
     cmd.arg("launch")
@@ -172,8 +194,7 @@ pub fn try_run_distributed(
         .arg("probe")
         .arg("--result-dir")
         .arg(result_dir)
-        .arg("--config-json")
-        .arg(config.to_string());
+        .args(config_arg);
     let output = run_command(cmd, timeout + Duration::from_secs(10));
     collect(world_size, result_dir, &output, "")
 }

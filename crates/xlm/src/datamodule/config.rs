@@ -2,7 +2,7 @@
 
 use super::DataModuleError;
 use crate::manager::DatasetManagerConfig;
-use crate::tokenizer::TokenizerConfig;
+use crate::tokenizer::{GlobalComponents, TokenizerConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -66,9 +66,14 @@ pub struct TextDataModuleConfig {
     pub dataset_managers: serde_json::Map<String, serde_json::Value>,
     /// Base directory of every manager's cache.
     pub manual_cache_dir: PathBuf,
-    /// The tokenizer every manager shares.
+    /// The tokenizer every manager shares (may be
+    /// `${global_components:tokenizer}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<TokenizerConfig>,
+    /// xlm-core's `global_components` block (what `${global_components:...}`
+    /// refers to), when the config carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_components: Option<GlobalComponents>,
     /// Sequence length for packers and padding collators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_size: Option<usize>,
@@ -103,21 +108,49 @@ pub struct TextDataModuleConfig {
 }
 
 impl TextDataModuleConfig {
-    /// Parses a JSON config.
+    /// Parses a JSON config; Hydra leftovers (`${...}` other than the
+    /// global tokenizer, `???`) are errors naming their key path.
     pub fn from_json(text: &str) -> Result<Self, DataModuleError> {
-        serde_json::from_str(text).map_err(|e| DataModuleError::Config {
+        let value = serde_json::from_str(text).map_err(|e| DataModuleError::Config {
             key: "(json)".into(),
+            reason: e.to_string(),
+        })?;
+        Self::from_value(value)
+    }
+
+    /// Parses a YAML config (see [`from_json`](Self::from_json)).
+    #[cfg(feature = "yaml")]
+    pub fn from_yaml(text: &str) -> Result<Self, DataModuleError> {
+        let value = serde_yaml_ng::from_str(text).map_err(|e| DataModuleError::Config {
+            key: "(yaml)".into(),
+            reason: e.to_string(),
+        })?;
+        Self::from_value(value)
+    }
+
+    /// Reads a config from a JSON value (see [`from_json`](Self::from_json)).
+    pub fn from_value(value: serde_json::Value) -> Result<Self, DataModuleError> {
+        crate::manager::check_unresolved(&value, "").map_err(|e| DataModuleError::Config {
+            key: e.path.clone(),
+            reason: e.to_string(),
+        })?;
+        serde_json::from_value(value).map_err(|e| DataModuleError::Config {
+            key: "(config)".into(),
             reason: e.to_string(),
         })
     }
 
-    /// Parses a YAML config.
-    #[cfg(feature = "yaml")]
-    pub fn from_yaml(text: &str) -> Result<Self, DataModuleError> {
-        serde_yaml_ng::from_str(text).map_err(|e| DataModuleError::Config {
-            key: "(yaml)".into(),
-            reason: e.to_string(),
-        })
+    /// The shared tokenizer's config with `${global_components:tokenizer}`
+    /// resolved.
+    pub fn resolved_tokenizer(&self) -> Result<Option<TokenizerConfig>, DataModuleError> {
+        self.tokenizer
+            .as_ref()
+            .map(|t| t.resolve(self.global_components.as_ref()))
+            .transpose()
+            .map_err(|e| DataModuleError::Config {
+                key: "tokenizer".into(),
+                reason: e.to_string(),
+            })
     }
 
     /// The managers' configs: `(split, name, config)` in the config's order,

@@ -38,7 +38,7 @@ impl TextDataModule {
     /// Validates `config` (every manager included) and builds the managers;
     /// no I/O beyond loading the tokenizer.
     pub fn new(config: TextDataModuleConfig) -> Result<Self, DataModuleError> {
-        let tokenizer = match &config.tokenizer {
+        let tokenizer = match &config.resolved_tokenizer()? {
             Some(t) => Some(t.build().map_err(|e| DataModuleError::Config {
                 key: "tokenizer".into(),
                 reason: e.to_string(),
@@ -105,6 +105,13 @@ impl TextDataModule {
             .collect()
     }
 
+    /// Every manager: `(split, name, manager)` in config order.
+    pub fn managers(&self) -> impl Iterator<Item = (Split, &str, &DatasetManager)> {
+        self.entries
+            .iter()
+            .map(|e| (e.split, e.name.as_str(), &e.manager))
+    }
+
     /// The manager `name` of `split`.
     pub fn manager(&self, split: Split, name: &str) -> Option<&DatasetManager> {
         self.entries
@@ -129,9 +136,19 @@ impl TextDataModule {
     /// with `num_dataset_workers` threads; call it on the ranks
     /// [`prepares`](Self::prepares) picks, then make the others wait.
     pub fn prepare_data(&self) -> Result<(), DataModuleError> {
+        self.prepare_data_with(None)
+    }
+
+    /// [`prepare_data`](Self::prepare_data) reporting each manager's
+    /// progress to `progress`.
+    pub fn prepare_data_with(
+        &self,
+        progress: Option<Arc<dyn crate::progress::ProgressSink>>,
+    ) -> Result<(), DataModuleError> {
         let mut args = PrepareArgs::new(&self.config.manual_cache_dir);
         args.tokenizer = self.tokenizer.clone();
         args.num_proc = self.config.num_dataset_workers;
+        args.progress = progress;
         for e in &self.entries {
             e.manager
                 .prepare_data(&args)
