@@ -1012,7 +1012,7 @@ fn yaml_configs_mean_the_same_as_json() {
     let from_yaml = DatasetManagerConfig::from_yaml(yaml).unwrap();
     let from_json = DatasetManagerConfig::from_json(
         r#"{"full_name": "mem/raw_large/train", "iterable_dataset_shards": 4, "shuffle_buffer_size": 16,
-            "on_the_fly_group_processor": "pack_sequences",
+            "stages": ["fit", "validate"], "on_the_fly_group_processor": "pack_sequences",
             "on_the_fly_group_processor_kwargs": {"block_size": 8, "use_bos": true},
             "dataloader_kwargs": {"batch_size": 2, "num_workers": 1}}"#,
     )

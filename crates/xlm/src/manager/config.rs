@@ -18,6 +18,11 @@ pub enum Stage {
     Predict,
 }
 
+impl Stage {
+    /// Every stage, in Lightning's order.
+    pub const ALL: [Stage; 4] = [Stage::Fit, Stage::Validate, Stage::Test, Stage::Predict];
+}
+
 impl std::str::FromStr for Stage {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -111,9 +116,6 @@ fn default_seed() -> u64 {
 fn yes() -> bool {
     true
 }
-fn default_stages() -> Vec<Stage> {
-    vec![Stage::Fit, Stage::Validate]
-}
 
 /// Which of xlm-core's manager classes a config describes (its `_target_`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,6 +151,35 @@ impl ManagerKind {
             .iter()
             .find(|(t, _)| *t == target)
             .map(|(_, k)| *k)
+    }
+
+    /// xlm-core's class of this kind (`xlm.datamodule.EvalDatasetManager`, ...).
+    pub fn target(self) -> &'static str {
+        Self::TARGETS
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map(|(t, _)| *t)
+            .expect("every kind has a target")
+    }
+
+    /// The stages a manager of this kind sets up for when its config has
+    /// no `stages`: xlm-core's defaults (fit, validate; validate, test for
+    /// `EvalDatasetManager`; every stage for the unconditional-generation
+    /// kind, which xlm-core always sets up).
+    pub fn default_stages(self) -> &'static [Stage] {
+        match self {
+            ManagerKind::Default | ManagerKind::Local => &[Stage::Fit, Stage::Validate],
+            ManagerKind::Eval => &[Stage::Validate, Stage::Test],
+            ManagerKind::UnconditionalGeneration => &Stage::ALL,
+        }
+    }
+}
+
+impl std::fmt::Display for ManagerKind {
+    /// xlm-core's class name without the module (`EvalDatasetManager`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.target();
+        f.write_str(t.rsplit('.').next().unwrap_or(t))
     }
 }
 
@@ -255,14 +286,19 @@ pub struct DatasetManagerConfig {
     /// is the split.
     #[serde(default)]
     pub full_name: String,
-    /// Unconditional generation: examples per rank.
+    /// Unconditional generation (required there, refused elsewhere): the
+    /// number of examples *every* rank yields (not split by rank, as in
+    /// xlm-core).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_examples: Option<usize>,
-    /// Unconditional generation: the dataset class (only
-    /// `xlm.datamodule.DefaultEmptyDataset` is built in).
+    /// Unconditional generation: the dataset class. Only
+    /// `xlm.datamodule.DefaultEmptyDataset` (also the default when absent)
+    /// is built in; any other name is an error naming it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset_constructor_str: Option<String>,
-    /// Unconditional generation: the dataset class's kwargs.
+    /// Unconditional generation: the dataset class's kwargs
+    /// (`DefaultEmptyDataset`: `empty_text`, `tokenizer_kwargs`; see
+    /// [`EmptyDatasetSpec`](super::EmptyDatasetSpec)).
     #[serde(default, skip_serializing_if = "Kwargs::is_empty")]
     pub dataset_kwargs: Kwargs,
     /// Used instead of `full_name` when `debug_overfit` is on.
@@ -319,7 +355,9 @@ pub struct DatasetManagerConfig {
     /// it steers the `datasets.map` cache, which xlm does not have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_the_fly_load_from_cache_file: Option<bool>,
-    /// Group processor (packing); needs `iterable_dataset_shards`.
+    /// Group processor: a packer (`pack_sequences`, ...) or a replicator
+    /// (`xlm.datamodule.replicate_examples`: each kept row `num_samples`
+    /// times in a row); needs `iterable_dataset_shards`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_the_fly_group_processor: Option<String>,
     /// Its kwargs.
@@ -333,9 +371,14 @@ pub struct DatasetManagerConfig {
     /// xlm-core stores it but names no cache directory by it either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_name: Option<String>,
-    /// Stages `setup` acts on (default fit, validate).
-    #[serde(default = "default_stages")]
-    pub stages: Vec<Stage>,
+    /// Stages `setup` acts on. Absent (or `null`): the kind's default,
+    /// [`ManagerKind::default_stages`] (fit, validate; validate, test for
+    /// `EvalDatasetManager`), as xlm-core's `stages=None`; `[]` never sets
+    /// up. The unconditional-generation kind takes no `stages` (an error):
+    /// it sets up for every stage. See
+    /// [`effective_stages`](Self::effective_stages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<Stage>>,
     /// Iterable mode over this many contiguous shards (map-style when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterable_dataset_shards: Option<usize>,
@@ -430,6 +473,17 @@ impl DatasetManagerConfig {
             serde_json::from_value(v).map_err(|e| super::ConfigError::Json(e.to_string()))?;
         c.resolved_collator()?;
         Ok(c)
+    }
+
+    /// The stages `setup` acts on for a manager of `kind`: every stage for
+    /// the unconditional-generation kind, else `stages` when set, else
+    /// [`ManagerKind::default_stages`]. ([`DatasetManager::stages`](super::DatasetManager::stages)
+    /// is this for the manager's own kind.)
+    pub fn effective_stages(&self, kind: ManagerKind) -> Vec<Stage> {
+        match (&self.stages, kind) {
+            (_, ManagerKind::UnconditionalGeneration) | (None, _) => kind.default_stages().to_vec(),
+            (Some(s), _) => s.clone(),
+        }
     }
 
     /// The collator: `collator` or its alias `collate_fn` (both set is an

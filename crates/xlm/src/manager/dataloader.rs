@@ -1,9 +1,10 @@
 //! get_dataloader: choose the plan for a loader type and rank.
 
-use super::{DatasetManager, LifecycleError};
+use super::pipeline::Layout;
+use super::{DatasetManager, LifecycleError, ManagerKind};
 use crate::hash::fingerprint;
 use crate::loader::{DataLoader, Fingerprints, LoaderOptions};
-use crate::plan::{OrderKind, PlanSpec};
+use crate::plan::{OrderKind, PlanSpec, Remainder};
 use crate::registry::Ctx;
 use crate::Result;
 
@@ -81,10 +82,18 @@ impl DatasetManager {
     /// | train | no | no | random permutation by seed + epoch (sequential in debug-overfit or with `shuffle: false`) |
     /// | train | no | yes | the shard stream as is |
     /// | val/test/predict | any | any | never shuffled (a `shuffle: true` is forced off with a warning); split by rank under DDP |
+    ///
+    /// By kind: `EvalDatasetManager` and the unconditional-generation kind
+    /// have no train loader (an error, as in xlm-core). An eval loader under
+    /// DDP is split like the `DistributedSampler(shuffle=False)` Lightning
+    /// gives xlm-core's eval loaders: rank r takes samples r, r+W, ..., every
+    /// rank ceil(N/W), the shortfall wrapped around from the start
+    /// ([`Remainder::Pad`]). An unconditional-generation loader is never
+    /// split: every rank yields all `num_examples`, as in xlm-core.
     pub fn dataloader(&mut self, kind: LoaderType) -> Result<DataLoader> {
         let topology = self.topology.ok_or_else(|| LifecycleError::NotSetUp {
             full_name: self.full_name.to_string(),
-            stages: self.config.stages.clone(),
+            stages: self.stages.clone(),
         })?;
         self.build_loader(kind, topology)
     }
@@ -104,7 +113,7 @@ impl DatasetManager {
         let given = Topology::new(is_ddp, rank, world_size)?;
         let setup = self.topology.ok_or_else(|| LifecycleError::NotSetUp {
             full_name: self.full_name.to_string(),
-            stages: self.config.stages.clone(),
+            stages: self.stages.clone(),
         })?;
         if given != setup {
             return Err(LifecycleError::TopologyMismatch {
@@ -128,12 +137,23 @@ impl DatasetManager {
             .clone()
             .ok_or_else(|| LifecycleError::NotSetUp {
                 full_name: self.full_name.to_string(),
-                stages: self.config.stages.clone(),
+                stages: self.stages.clone(),
             })?;
         let c = self.config.clone();
         let iterable = self.is_iterable();
         let mut kwargs = c.dataloader_kwargs.clone();
         let train = kind == LoaderType::Train;
+        let eval_only = matches!(
+            self.kind,
+            ManagerKind::Eval | ManagerKind::UnconditionalGeneration
+        );
+        if train && eval_only {
+            return Err(LifecycleError::NoTrainLoader {
+                full_name: self.full_name.to_string(),
+                kind: self.kind,
+            }
+            .into());
+        }
         if train && ddp && iterable && kwargs.shuffle.is_some() {
             self.warn(format!(
                 "{}: dataloader_kwargs.shuffle is ignored for a train loader over an iterable dataset under DDP; the shuffle buffer (shuffle_buffer_size) shuffles instead",
@@ -164,14 +184,21 @@ impl DatasetManager {
             (false, true) => stream(None),
             (false, false) => OrderKind::Sequential,
         };
-        let split = ddp && (!iterable || c.split_by_node);
+        // Unconditional generation: every rank yields all examples.
+        let split = ddp
+            && (!iterable || c.split_by_node)
+            && self.kind != ManagerKind::UnconditionalGeneration;
+        let remainder = match self.kind {
+            ManagerKind::Eval => Remainder::Pad,
+            _ => c.ddp_remainder,
+        };
         let plan = PlanSpec {
             num_samples: pipeline.num_samples(),
             order,
             seed: c.shuffle_seed,
             world_size: if split { world_size as u64 } else { 1 },
             rank: if split { rank as u64 } else { 0 },
-            remainder: c.ddp_remainder,
+            remainder,
             infinite: train && c.make_infinite,
             start: 0,
         };
@@ -194,12 +221,22 @@ impl DatasetManager {
         let name = format!("{kind:?}").to_lowercase();
         // What shapes the sample space and its order; batch size, world size
         // and workers are left out (they may change on an elastic resume).
+        let packed = matches!(pipeline.layout, Layout::Packed { .. });
         let shape = serde_json::json!({
+            "kind": self.kind.target(),
             "loader": name,
             "samples": plan.num_samples,
             "order": plan.order.algorithm(),
-            "split": crate::plan::SPLIT_ALGORITHM,
-            "packing": c.on_the_fly_group_processor.as_ref().map(|_| crate::plan::PACK_ALGORITHM),
+            // Not the world size (elastic resume), but whether ranks split at all.
+            "split": (self.kind != ManagerKind::UnconditionalGeneration).then_some(crate::plan::SPLIT_ALGORITHM),
+            "packing": packed.then_some(crate::plan::PACK_ALGORITHM),
+            "replicate": pipeline.rows().copies(),
+            "dataset_constructor": (self.kind == ManagerKind::UnconditionalGeneration).then(|| {
+                serde_json::json!({
+                    "name": c.dataset_constructor_str.as_deref().unwrap_or(super::DEFAULT_EMPTY_DATASET),
+                    "kwargs": c.dataset_kwargs,
+                })
+            }),
             "remainder": plan.remainder,
             "infinite": plan.infinite,
             "on_the_fly_filter_fn": c.on_the_fly_filter_fn,

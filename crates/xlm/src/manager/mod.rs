@@ -11,10 +11,18 @@
 //!   ([`get_dataloader`](DatasetManager::get_dataloader) is xlm-core's
 //!   call shape, checked against setup);
 //! - [`set_epoch`](DatasetManager::set_epoch): reshuffle the next epoch.
+//!
+//! The config's `_target_` selects a [`ManagerKind`]; besides
+//! `DatasetManager` and `LocalDatasetManager`, `EvalDatasetManager`
+//! (map-style, never shuffled, stages validate + test, split by rank with
+//! the pad rule) and `UnconditionalGenerationDatasetManager`
+//! (`num_examples` empty examples on every rank, no data, every stage);
+//! see the `kinds` table in the source and the README.
 
 mod config;
 mod dataloader;
 mod hydra;
+mod kinds;
 mod pipeline;
 mod prepare;
 mod setup;
@@ -28,6 +36,7 @@ pub use dataloader::{LoaderType, Topology};
 pub use hydra::{
     check_unresolved, Unresolved, UnresolvedKind, GLOBAL_NOISE_SCHEDULE, GLOBAL_TOKENIZER,
 };
+pub use kinds::{EmptyDatasetSpec, DEFAULT_EMPTY_DATASET};
 pub use pipeline::Pipeline;
 
 use crate::registry::{Kwargs, Registry};
@@ -79,12 +88,39 @@ pub enum ConfigError {
     /// `_target_` names no manager kind xlm knows or a user registered.
     #[error("_target_: {0}")]
     Target(String),
+    /// A key the manager's kind does not take (xlm-core's class has no such
+    /// argument), set to something other than its default.
+    #[error("{key}: {kind} does not take it: {reason}")]
+    NotForKind {
+        /// The config key.
+        key: String,
+        /// The manager's kind.
+        kind: ManagerKind,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+    /// A nested config value is invalid (e.g. `dataset_kwargs.empty_text`).
+    #[error("{key}: {reason}")]
+    InvalidKey {
+        /// The key path.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// The life cycle was used out of order or with bad arguments.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum LifecycleError {
+    /// A train loader of a kind that has none (xlm-core raises too).
+    #[error("{full_name}: {kind} has no train loader (xlm-core's class refuses it too); use it for val, test or predict")]
+    NoTrainLoader {
+        /// The dataset split.
+        full_name: String,
+        /// The manager's kind.
+        kind: ManagerKind,
+    },
     /// `get_dataloader` was called before `setup`.
     #[error(
         "{full_name}: get_dataloader before setup; call setup with a stage in {stages:?} first"
@@ -259,8 +295,29 @@ impl DatasetManagerBuilder {
             .unwrap_or_else(|| Arc::new(Registry::builtin()));
         let c = &self.config;
         let kind = manager_kind(c, &registry)?;
+        kinds::check_keys(c, kind)?;
         validate(c, &registry)?;
         c.log_ignored();
+        let stages = c.effective_stages(kind);
+        if kind == ManagerKind::UnconditionalGeneration {
+            // No data: a name for messages only, and a source never read.
+            let full_name = FullName::parse(UNCONDITIONAL_NAME)?;
+            let source = self
+                .source
+                .unwrap_or_else(|| Arc::new(MemoryRegistry::new()));
+            return Ok(DatasetManager {
+                config: self.config,
+                kind,
+                stages,
+                full_name,
+                registry,
+                source,
+                pipeline: None,
+                topology: None,
+                epoch: Arc::new(AtomicU64::new(0)),
+                warnings: Vec::new(),
+            });
+        }
         let name = if c.debug_overfit {
             c.full_name_debug.clone().ok_or(ConfigError::Invalid {
                 key: "full_name_debug",
@@ -286,6 +343,7 @@ impl DatasetManagerBuilder {
         let mut dm = DatasetManager {
             config: self.config,
             kind,
+            stages,
             full_name,
             registry,
             source,
@@ -300,6 +358,10 @@ impl DatasetManagerBuilder {
         Ok(dm)
     }
 }
+
+/// The name an unconditional-generation manager goes by in messages (it
+/// reads no data; xlm-core's `name` is `empty`).
+const UNCONDITIONAL_NAME: &str = "unconditional_generation/DefaultEmptyDataset/empty";
 
 /// xlm-core's data module class: a config of it is not a manager's.
 const TEXT_DATA_MODULE: &str = "xlm.datamodule.TextDataModule";
@@ -497,14 +559,14 @@ fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
     }
     if let Some(f) = &c.on_the_fly_group_processor {
         let kw = &c.on_the_fly_group_processor_kwargs;
-        if let Some(copies) = r.replicator("on_the_fly_group_processor", f, kw)? {
-            copies(kw)?;
-            return Err(ConfigError::Invalid {
-                key: "on_the_fly_group_processor",
-                reason: format!("`{f}` repeats each example, and xlm's setup applies packing group processors only; repeating examples at setup is not supported yet"),
-            });
+        match r.replicator("on_the_fly_group_processor", f, kw)? {
+            Some(copies) => {
+                copies(kw)?;
+            }
+            None => {
+                r.group("on_the_fly_group_processor", f, kw)?;
+            }
         }
-        r.group("on_the_fly_group_processor", f, kw)?;
     }
     let collator = c.resolved_collator()?;
     r.collator(collator.key, &collator.name, &collator.kwargs)?;
@@ -515,6 +577,7 @@ fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
 pub struct DatasetManager {
     config: DatasetManagerConfig,
     kind: ManagerKind,
+    stages: Vec<Stage>,
     full_name: FullName,
     registry: Arc<Registry>,
     source: Arc<dyn Source>,
@@ -556,7 +619,15 @@ impl DatasetManager {
         self.kind
     }
 
-    /// The full name in use (`full_name_debug` in debug-overfit mode).
+    /// The stages [`setup`](Self::setup) builds the sample space for:
+    /// [`DatasetManagerConfig::effective_stages`] of the manager's kind.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    /// The full name in use (`full_name_debug` in debug-overfit mode; a
+    /// fixed placeholder for the unconditional-generation kind, which reads
+    /// no data).
     pub fn full_name(&self) -> &FullName {
         &self.full_name
     }

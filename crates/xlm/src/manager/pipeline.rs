@@ -29,21 +29,31 @@ pub(crate) fn apply_map(
     Ok(e)
 }
 
-/// Row positions kept after the on-the-fly filter.
+/// Row positions kept after the on-the-fly filter (and repeated by a
+/// replicating group processor).
 #[derive(Debug, Clone)]
 pub enum RowSet {
     /// Every row `0..n` (no filter: costs no memory).
     All(usize),
     /// The kept rows, ascending.
     Some(Vec<u32>),
+    /// Each position of `rows` `copies` times in a row (`replicate_examples`):
+    /// position `p` is row `rows.row(p / copies)`; costs no memory.
+    Repeated {
+        /// The rows repeated.
+        rows: Box<RowSet>,
+        /// Copies of each (at least 1).
+        copies: usize,
+    },
 }
 
 impl RowSet {
-    /// Number of kept rows.
+    /// Number of kept rows (copies counted).
     pub fn len(&self) -> usize {
         match self {
             RowSet::All(n) => *n,
             RowSet::Some(v) => v.len(),
+            RowSet::Repeated { rows, copies } => rows.len().saturating_mul(*copies),
         }
     }
 
@@ -57,10 +67,12 @@ impl RowSet {
         match self {
             RowSet::All(_) => pos,
             RowSet::Some(v) => v[pos] as usize,
+            RowSet::Repeated { rows, copies } => rows.row(pos / copies),
         }
     }
 
-    /// Positions whose table rows fall in `rows`.
+    /// Positions whose table rows fall in `rows` (a contiguous range, since
+    /// positions follow the table's row order).
     pub fn positions_in(&self, rows: Range<usize>) -> Range<usize> {
         match self {
             RowSet::All(_) => rows,
@@ -68,6 +80,33 @@ impl RowSet {
                 v.partition_point(|&r| (r as usize) < rows.start)
                     ..v.partition_point(|&r| (r as usize) < rows.end)
             }
+            RowSet::Repeated {
+                rows: inner,
+                copies,
+            } => {
+                let r = inner.positions_in(rows);
+                r.start * copies..r.end * copies
+            }
+        }
+    }
+
+    /// This set with each position repeated `copies` times in a row
+    /// (`copies` of 1, or 0 taken as 1, leaves it as is).
+    pub fn repeated(self, copies: usize) -> Self {
+        if copies <= 1 {
+            return self;
+        }
+        RowSet::Repeated {
+            rows: Box::new(self),
+            copies,
+        }
+    }
+
+    /// Copies of each kept row (1 unless repeated).
+    pub fn copies(&self) -> usize {
+        match self {
+            RowSet::Repeated { copies, .. } => *copies,
+            _ => 1,
         }
     }
 }

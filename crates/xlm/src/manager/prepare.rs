@@ -26,7 +26,13 @@ impl DatasetManager {
     /// - cache missing: download, filter, preprocess, write the cache, return it;
     /// - cache present and `rewrite_manual_cache`: download again, replace the cache, return it;
     /// - cache present: return it if `load`, else `None`.
+    ///
+    /// The unconditional-generation kind has no data: nothing is read or
+    /// written, and the result is `None` (as xlm-core's).
     pub fn prepare_data(&self, args: &PrepareArgs) -> Result<Option<Table>> {
+        if self.kind == super::ManagerKind::UnconditionalGeneration {
+            return Ok(None);
+        }
         if !self.config.use_manual_cache {
             let mut b = TableBuilder::new();
             self.prepared_chunks(args, &mut |chunk| {

@@ -1,9 +1,12 @@
 //! setup: open the cache and build the sample space (filter, shards, packing).
 
 use super::pipeline::{Layout, Pipeline, RowSet};
-use super::{DatasetManager, LifecycleError, PrepareArgs, SetupArgs, Stage, Topology};
+use super::{
+    DatasetManager, EmptyDatasetSpec, LifecycleError, ManagerKind, PrepareArgs, SetupArgs, Stage,
+    Topology,
+};
 use crate::cache;
-use crate::data::ColumnKind;
+use crate::data::{ColumnKind, Table};
 use crate::plan::{shard_ranges, PackIndex};
 use crate::registry::{Ctx, Kwargs};
 use crate::Result;
@@ -15,14 +18,25 @@ impl DatasetManager {
     /// nothing when `stage` is not in `stages` or when already set up (a
     /// later call may still change the rank, e.g. to simulate ranks in one
     /// process); returns whether it built the sample space.
+    ///
+    /// The stages are [`stages`](Self::stages) (every stage for the
+    /// unconditional-generation kind, whose sample space is `num_examples`
+    /// copies of [`EmptyDatasetSpec::example`], built here: no cache is
+    /// read). A replicating group processor (`replicate_examples`) repeats
+    /// every kept row `num_samples` times in place, the copies next to each
+    /// other.
     pub fn setup(&mut self, stage: Stage, args: &SetupArgs) -> Result<bool> {
         let topology = Topology::new(args.is_ddp, args.rank, args.world_size)?;
-        if !self.config.stages.contains(&stage) {
+        if !self.stages.contains(&stage) {
             return Ok(false);
         }
         self.topology = Some(topology);
         if self.pipeline.is_some() {
             return Ok(false);
+        }
+        if self.kind == ManagerKind::UnconditionalGeneration {
+            self.pipeline = Some(Arc::new(self.empty_dataset(args)?));
+            return Ok(true);
         }
         let table = if self.config.use_manual_cache {
             cache::open(&self.cache_dir(&args.manual_cache_dir))?
@@ -65,6 +79,24 @@ impl DatasetManager {
                 RowSet::Some(kept)
             }
         };
+        // A replicating group processor: its copies of each row (else a packer).
+        let copies = match &c.on_the_fly_group_processor {
+            Some(name) => {
+                let kw = &c.on_the_fly_group_processor_kwargs;
+                match self
+                    .registry
+                    .replicator("on_the_fly_group_processor", name, kw)?
+                {
+                    Some(f) => Some(f(kw)?),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        let rows = match copies {
+            Some(n) => rows.repeated(n),
+            None => rows,
+        };
         let processor = match &c.on_the_fly_processor {
             Some(name) => Some((
                 name.clone(),
@@ -85,7 +117,21 @@ impl DatasetManager {
             full_name: self.full_name.to_string(),
             reason,
         };
-        let (layout, shard_sizes) = match (&c.on_the_fly_group_processor, &shards) {
+        // The group step's input columns to drop must exist (as for
+        // `datasets.map`); packed blocks and replicated rows keep the
+        // group step's outputs, so nothing else is done with them.
+        if c.on_the_fly_group_processor.is_some() {
+            for col in c.on_the_fly_group_processor_remove_columns.iter().flatten() {
+                if table.column(col).is_none() {
+                    return Err(fail(format!("on_the_fly_group_processor_remove_columns: column `{col}` is not in the data")).into());
+                }
+            }
+        }
+        let packer = c
+            .on_the_fly_group_processor
+            .as_ref()
+            .filter(|_| copies.is_none());
+        let (layout, shard_sizes) = match (packer, &shards) {
             (Some(name), Some(shards)) => {
                 let kwargs = &c.on_the_fly_group_processor_kwargs;
                 let spec = self
@@ -93,11 +139,6 @@ impl DatasetManager {
                     .group("on_the_fly_group_processor", name, kwargs)?(
                     kwargs, &ctx
                 )?;
-                for col in c.on_the_fly_group_processor_remove_columns.iter().flatten() {
-                    if table.column(col).is_none() {
-                        return Err(fail(format!("on_the_fly_group_processor_remove_columns: column `{col}` is not in the data")).into());
-                    }
-                }
                 let column = spec.column.clone().unwrap_or_else(|| {
                     if table.column("input_ids").is_some() {
                         "input_ids"
@@ -151,5 +192,27 @@ impl DatasetManager {
             ctx,
         }));
         Ok(true)
+    }
+
+    /// The unconditional-generation sample space: `num_examples` copies of
+    /// the configured empty example, in memory.
+    fn empty_dataset(&self, args: &SetupArgs) -> Result<Pipeline> {
+        let c = &self.config;
+        let spec = EmptyDatasetSpec::from_config(c)?;
+        let example = spec.example(args.tokenizer.as_deref())?;
+        let n = c.num_examples.unwrap_or(0);
+        let table = Table::from_examples(std::iter::repeat_n(example, n))?;
+        Ok(Pipeline {
+            dataset_fingerprint: table.fingerprint(),
+            rows: RowSet::All(table.len()),
+            table,
+            layout: Layout::Rows,
+            shard_sizes: None,
+            processor: None,
+            ctx: Ctx {
+                tokenizer: args.tokenizer.clone(),
+                block_size: args.block_size,
+            },
+        })
     }
 }

@@ -104,7 +104,7 @@ pub fn rank_loader(
     rank: usize,
     world: usize,
 ) -> xlm::loader::DataLoader {
-    let stage = dm.config().stages[0];
+    let stage = dm.stages()[0];
     dm.setup(stage, &setup_args(dir, 8, world > 1, rank, world))
         .expect("setup");
     dm.get_dataloader(kind, world > 1, rank, world)
