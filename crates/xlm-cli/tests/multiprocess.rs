@@ -810,6 +810,34 @@ fn an_xlm_core_datamodule_yaml_runs_unchanged_on_two_ranks() {
     // DefaultCollatorWithPadding pads to block_size.
     let shapes = &r[0].loader("train", "toy").unwrap().epochs[0].batch_shapes;
     assert!(shapes.iter().all(|s| s[1] == 8), "{shapes:?}");
+    // xlm-core's job-config shape: the data module nested under
+    // `datamodule`, `global_components` beside it (other root keys of a
+    // job config, e.g. `trainer`, are not the data layer's).
+    let mut v: Json = serde_yaml_ng::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let gc = v
+        .as_object_mut()
+        .unwrap()
+        .remove("global_components")
+        .unwrap();
+    let nested = json!({"global_components": gc, "datamodule": v});
+    let nested_file = d.path().join("job.json");
+    std::fs::write(&nested_file, nested.to_string()).unwrap();
+    let r2 = try_run_distributed_file(2, &d.path().join("out2"), &nested_file, T)
+        .unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(
+        r2.iter().map(|r| r.loaders.clone()).collect::<Vec<_>>(),
+        r.iter().map(|r| r.loaders.clone()).collect::<Vec<_>>(),
+        "the nested shape probes the same loaders"
+    );
+    let out = run_command(
+        {
+            let mut c = xlm(&["prepare", "--config"]);
+            c.arg(&nested_file);
+            c
+        },
+        T,
+    );
+    assert!(out.status.is_some_and(|s| s.success()), "{out:?}");
 }
 
 #[test]

@@ -412,6 +412,10 @@ fn without_data_files_reads_parent_split_csv_at_any_depth() {
             "{dir:?}"
         );
     }
+    // `+` reads every split it names from its own file.
+    let v = json!({"_target_": "xlm.datamodule.LocalDatasetManager", "ds_type": "csv",
+                   "full_name": format!("{}[:2]+test", corpus.join("train").display())});
+    assert_eq!(rows(&build(&v).unwrap(), &cache), 3);
     let v = json!({"_target_": "xlm.datamodule.LocalDatasetManager", "ds_type": "csv",
                    "full_name": corpus.join("validation")});
     let e = build(&v)
@@ -832,7 +836,7 @@ fn end_to_end_toy_text_fixture_yields_xlm_core_columns() {
             serde_yaml_ng::from_str(&fixture("tokenizer_simple_space.yaml", Path::new(".")))
                 .unwrap(),
         ),
-        noise_schedule: None,
+        ..GlobalComponents::default()
     };
     let tok = TokenizerConfig::GlobalComponent
         .resolve(Some(&global))

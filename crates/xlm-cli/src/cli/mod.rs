@@ -61,6 +61,20 @@ fn resolve_global_components(value: &mut serde_json::Value) -> Result<bool, Stri
     let Some(top) = value.as_object_mut() else {
         return Ok(false);
     };
+    // A data module resolves its own `${global_components:...}`: leave the
+    // block with it (moved into a nested `datamodule` node).
+    if top.contains_key("dataset_managers") {
+        return Ok(false);
+    }
+    if top.contains_key("datamodule") {
+        let Some(gc) = top.remove("global_components") else {
+            return Ok(false);
+        };
+        if let Some(dm) = top.get_mut("datamodule").and_then(|d| d.as_object_mut()) {
+            dm.entry("global_components").or_insert(gc);
+        }
+        return Ok(true);
+    }
     let Some(gc) = top.remove("global_components") else {
         return Ok(false);
     };

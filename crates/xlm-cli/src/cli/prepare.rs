@@ -40,6 +40,9 @@ impl PrepareCliArgs {
         if value.get("dataset_managers").is_some() {
             return self.run_datamodule(value);
         }
+        if let Some(node) = value.get("datamodule") {
+            return self.run_datamodule(node.clone());
+        }
         let cfg: PrepareConfig = serde_json::from_value(value)
             .map_err(|e| anyhow::anyhow!("--config {}: {e}", self.config.display()))?;
         let tokenizer = cfg.tokenizer.build()?;

@@ -29,14 +29,15 @@ pub fn as_datamodule(value: &serde_json::Value) -> Result<Option<DataModuleProbe
         return Ok(None);
     };
     if obj.contains_key("dataset_managers") {
-        let datamodule =
-            serde_json::from_value(value.clone()).map_err(|e| format!("datamodule config: {e}"))?;
+        let datamodule = TextDataModuleConfig::from_value(value.clone())
+            .map_err(|e| format!("datamodule config: {e}"))?;
         return Ok(Some(DataModuleProbe {
             datamodule,
             run: ProbeRun::default(),
         }));
     }
     if obj.contains_key("datamodule") {
+        xlm::manager::check_unresolved(value, "").map_err(|e| e.to_string())?;
         return serde_json::from_value(value.clone())
             .map(Some)
             .map_err(|e| format!("--config-json: {e}"));

@@ -6,6 +6,10 @@ use crate::tokenizer::{GlobalComponents, TokenizerConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+fn default_block_size() -> Option<usize> {
+    Some(128)
+}
+
 /// xlm-core's class name for the data module, as a Hydra `_target_`.
 pub const TEXT_DATA_MODULE_TARGET: &str = "xlm.datamodule.TextDataModule";
 
@@ -74,10 +78,16 @@ pub struct TextDataModuleConfig {
     /// refers to), when the config carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_components: Option<GlobalComponents>,
-    /// Sequence length for packers and padding collators.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Sequence length for packers and padding collators (default 128,
+    /// as xlm-core's).
+    #[serde(
+        default = "default_block_size",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub block_size: Option<usize>,
     /// Samples per optimiser step over all ranks; sets the accumulation.
+    /// Unset: no accumulation check (xlm-core defaults it to 512 but only
+    /// its config resolver reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_batch_size: Option<u64>,
     /// Rewrite every manager's cache (OR-ed with each manager's own flag;
@@ -171,7 +181,19 @@ impl TextDataModuleConfig {
         for (split_key, entries) in &self.dataset_managers {
             let split = Split::parse(split_key)?;
             let entries = match entries {
+                serde_json::Value::Object(m) if split == Split::Train && m.is_empty() => {
+                    return Err(DataModuleError::Config {
+                        key: "dataset_managers.train".into(),
+                        reason: "there should be exactly one train dataset manager (found none); remove the empty `train` entry for a module without training".into(),
+                    })
+                }
                 serde_json::Value::Object(m) => m,
+                serde_json::Value::Null if split == Split::Train => {
+                    return Err(DataModuleError::Config {
+                        key: "dataset_managers.train".into(),
+                        reason: "there should be exactly one train dataset manager (found null)".into(),
+                    })
+                }
                 serde_json::Value::Null => continue,
                 other => {
                     return Err(DataModuleError::Config {

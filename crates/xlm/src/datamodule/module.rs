@@ -3,6 +3,7 @@
 use super::{DataModuleError, Split, TextDataModuleConfig};
 use crate::loader::DataLoader;
 use crate::manager::{DatasetManager, LoaderType, PrepareArgs, SetupArgs, Stage, Topology};
+use crate::registry::Registry;
 use crate::tokenizer::Tokenizer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,14 +39,8 @@ impl TextDataModule {
     /// Validates `config` (every manager included) and builds the managers;
     /// no I/O beyond loading the tokenizer.
     pub fn new(config: TextDataModuleConfig) -> Result<Self, DataModuleError> {
-        let tokenizer = match &config.resolved_tokenizer()? {
-            Some(t) => Some(t.build().map_err(|e| DataModuleError::Config {
-                key: "tokenizer".into(),
-                reason: e.to_string(),
-            })?),
-            None => None,
-        };
-        Self::with_tokenizer(config, tokenizer)
+        let tokenizer = Self::new_tokenizer(&config)?;
+        Self::with_parts(config, tokenizer, None)
     }
 
     /// Like [`new`](Self::new) with a tokenizer built by the caller (it
@@ -54,14 +49,49 @@ impl TextDataModule {
         config: TextDataModuleConfig,
         tokenizer: Option<Arc<dyn Tokenizer>>,
     ) -> Result<Self, DataModuleError> {
+        Self::with_parts(config, tokenizer, None)
+    }
+
+    /// Like [`new`](Self::new), with every manager built over `registry`
+    /// (the user's dotted functions, collators and manager targets).
+    pub fn with_registry(
+        config: TextDataModuleConfig,
+        registry: Arc<Registry>,
+    ) -> Result<Self, DataModuleError> {
+        let tokenizer = Self::new_tokenizer(&config)?;
+        Self::with_parts(config, tokenizer, Some(registry))
+    }
+
+    fn new_tokenizer(
+        config: &TextDataModuleConfig,
+    ) -> Result<Option<Arc<dyn Tokenizer>>, DataModuleError> {
+        config
+            .resolved_tokenizer()?
+            .map(|t| {
+                t.build().map_err(|e| DataModuleError::Config {
+                    key: "tokenizer".into(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    fn with_parts(
+        config: TextDataModuleConfig,
+        tokenizer: Option<Arc<dyn Tokenizer>>,
+        registry: Option<Arc<Registry>>,
+    ) -> Result<Self, DataModuleError> {
         let mut entries = Vec::new();
         for (split, name, manager_config) in config.managers()? {
-            let manager =
-                DatasetManager::new(manager_config).map_err(|e| DataModuleError::Manager {
-                    split,
-                    name: name.clone(),
-                    source: Box::new(e.into()),
-                })?;
+            let mut builder = DatasetManager::builder(manager_config);
+            if let Some(r) = &registry {
+                builder = builder.registry(r.clone());
+            }
+            let manager = builder.build().map_err(|e| DataModuleError::Manager {
+                split,
+                name: name.clone(),
+                source: Box::new(e.into()),
+            })?;
             entries.push(Entry {
                 split,
                 name,
@@ -147,7 +177,8 @@ impl TextDataModule {
     ) -> Result<(), DataModuleError> {
         let mut args = PrepareArgs::new(&self.config.manual_cache_dir);
         args.tokenizer = self.tokenizer.clone();
-        args.num_proc = self.config.num_dataset_workers;
+        // xlm-core: 0 workers means preprocessing in the main process.
+        args.num_proc = self.config.num_dataset_workers.map(|n| n.max(1));
         args.progress = progress;
         for e in &self.entries {
             e.manager
@@ -228,13 +259,11 @@ impl TextDataModule {
     }
 
     /// The loaders of `split`, in [`dataloader_names`](Self::dataloader_names)
-    /// order (one for train); an error when the split has no manager.
+    /// order (one for train); empty when the split has no manager (as
+    /// xlm-core's lists).
     pub fn dataloaders(&mut self, split: Split) -> Result<Vec<DataLoader>, DataModuleError> {
         if self.topology.is_none() {
             return Err(DataModuleError::NotSetUp);
-        }
-        if !self.entries.iter().any(|e| e.split == split) {
-            return Err(self.no_manager(split));
         }
         let kind = match split {
             Split::Train => LoaderType::Train,

@@ -39,7 +39,10 @@ pub struct LoaderState {
     pub epoch: u64,
     /// Global positions of the epoch's order consumed by all ranks together.
     pub consumed: u64,
-    /// Batch size times world size at save time.
+    /// Batch size times world size at save time (named `global_batch_size`
+    /// in states written before the data module's own `global_batch_size`
+    /// existed; still read).
+    #[serde(alias = "global_batch_size")]
     pub samples_per_step: u64,
     /// World size at save time (ranks sharing the samples).
     pub world_size: u64,

@@ -474,8 +474,20 @@ fn default_source(
                 LocalFormat::Jsonl => "jsonl",
             };
             let parent = Path::new(raw_name).parent().unwrap_or(Path::new(""));
-            let file = parent.join(format!("{}.{ext}", name.split));
-            Ok(Arc::new(LocalFiles::new(*fmt, DataFiles::One(file))))
+            // Every split the name reads (`train[:5]+test[:5]` reads two
+            // files), each `<parent>/<split>.<ext>`.
+            let mut splits = vec![name.split.clone()];
+            if let Some(instruction) = &name.instruction {
+                splits.extend(instruction.parts().iter().map(|p| p.split.clone()));
+            }
+            let files = splits
+                .into_iter()
+                .map(|split| {
+                    let file = parent.join(format!("{split}.{ext}"));
+                    (split, crate::source::OneOrMany::One(file))
+                })
+                .collect();
+            Ok(Arc::new(LocalFiles::new(*fmt, DataFiles::PerSplit(files))))
         }
         (None, Some(_)) => Err(ConfigError::Invalid {
             key: "ds_type",

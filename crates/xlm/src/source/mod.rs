@@ -26,7 +26,7 @@ mod select;
 pub use full_name::{FullName, Rounding, SplitInstruction, SplitSlice};
 #[cfg(feature = "hub")]
 pub use hub::{select_split_files, HubSource};
-pub use local::{DataFiles, LocalFiles, LocalFormat};
+pub use local::{DataFiles, LocalFiles, LocalFormat, OneOrMany};
 pub use memory::{synthetic_table, synthetic_text_table, MemoryRegistry};
 pub use select::{load_selected, load_selected_chunks};
 

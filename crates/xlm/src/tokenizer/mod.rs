@@ -212,7 +212,12 @@ impl TokenizerConfig {
             TokenizerConfig::SimpleSpace { vocab: Some(vocab) }
         } else if target == format!("{SIMPLE_SPACE}.for_numbers") {
             let n = match take("vocab_size").as_ref().and_then(|v| v.as_u64()) {
-                Some(n) => n,
+                Some(n) if n <= 1 << 24 => n,
+                Some(n) => {
+                    return bad(format!(
+                        "{target}: vocab_size {n} is too large (at most 16777216 words)"
+                    ))
+                }
                 None => return bad(format!("{target} needs `vocab_size`, a whole number")),
             };
             TokenizerConfig::SimpleSpace {
@@ -256,6 +261,9 @@ impl TokenizerConfig {
     /// This config with `${global_components:tokenizer}` replaced by
     /// `global`'s tokenizer (an error when there is none).
     pub fn resolve(&self, global: Option<&GlobalComponents>) -> Result<Self, TokenizerError> {
+        if let Some(g) = global {
+            g.check()?;
+        }
         match self {
             TokenizerConfig::GlobalComponent => match global.and_then(|g| g.tokenizer.as_ref()) {
                 Some(TokenizerConfig::GlobalComponent) | None => Err(TokenizerError::Config(format!(
@@ -301,9 +309,16 @@ impl<'de> Deserialize<'de> for TokenizerConfig {
 
 /// xlm-core's top-level `global_components` block: what
 /// `${global_components:<name>}` refers to.
+///
+/// xlm-core writes it as `{_target_: builtins.dict, tokenizer: ..., ...}`;
+/// the `_target_` is accepted, and entries other than `tokenizer` (the
+/// noise schedule, metric parsers, ...) are kept but unused by the data
+/// layer.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GlobalComponents {
+    /// `builtins.dict` (Hydra's way of writing a plain mapping).
+    #[serde(rename = "_target_", default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// The shared tokenizer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<TokenizerConfig>,
@@ -311,6 +326,21 @@ pub struct GlobalComponents {
     /// collators add no noise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_schedule: Option<serde_json::Value>,
+    /// Other components (metric parsers, ...): kept, unused here.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl GlobalComponents {
+    /// Checks the block's `_target_` (only `builtins.dict` or none).
+    pub fn check(&self) -> Result<(), TokenizerError> {
+        match self.target.as_deref() {
+            None | Some("builtins.dict") | Some("dict") => Ok(()),
+            Some(t) => Err(TokenizerError::Config(format!(
+                "global_components._target_ `{t}`: expected builtins.dict (a plain mapping)"
+            ))),
+        }
+    }
 }
 
 impl Default for TokenizerConfig {
