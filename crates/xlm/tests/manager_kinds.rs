@@ -757,3 +757,44 @@ fn data_module_val_split_with_eval_and_unconditional_managers() {
         assert_eq!(distinct, (100..107).collect::<Vec<_>>(), "world {world}");
     }
 }
+
+#[test]
+fn huge_counts_are_errors_naming_the_key_and_memory_does_not_grow_with_num_examples() {
+    let d = tempfile::tempdir().unwrap();
+    let setup_err = |v: Json| {
+        let mut dm = build(v).unwrap();
+        dm.prepare_data(&prepare_args(d.path(), false)).unwrap();
+        dm.setup(Stage::Fit, &setup_args(d.path(), 8, false, 0, 1))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = setup_err(unconditional(1 << 41, 2, true, json!({})));
+    assert!(
+        e.contains("num_examples") && e.contains("out of range"),
+        "{e}"
+    );
+    let e = setup_err(replicated(1 << 21, json!({})));
+    assert!(e.contains("copies") && e.contains("out of range"), "{e}");
+    // A million generated examples are one row repeated: set up at once.
+    let mut dm = build(unconditional(1_000_000, 100_000, true, json!({}))).unwrap();
+    dm.setup(Stage::Predict, &setup_args(d.path(), 8, false, 0, 1))
+        .unwrap();
+    assert_eq!(dm.pipeline().unwrap().num_samples(), 1_000_000);
+    let loader = dm.dataloader(LoaderType::Predict).unwrap();
+    assert_eq!(loader.num_batches(), Some(10));
+    let mut zero = build(unconditional(0, 2, false, json!({}))).unwrap();
+    zero.setup(Stage::Predict, &setup_args(d.path(), 8, false, 0, 1))
+        .unwrap();
+    assert_eq!(zero.pipeline().unwrap().num_samples(), 0);
+}
+
+#[test]
+fn an_eval_filter_without_suffix_is_fine_when_nothing_is_cached() {
+    let v = eval(
+        "mem/raw/val",
+        json!({"filter_fn": "drop_first_example", "use_manual_cache": false}),
+    );
+    build(v).unwrap();
+    let v = eval("mem/raw/val", json!({"filter_fn": "drop_first_example"}));
+    assert!(build(v).unwrap_err().contains("filter_suffix"));
+}

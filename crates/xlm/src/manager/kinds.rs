@@ -252,12 +252,17 @@ impl EmptyDatasetSpec {
         };
         let max_length = match tk.get("max_length") {
             None | Some(Json::Null) => None,
-            Some(v) => Some(v.as_u64().map(|n| n as usize).ok_or_else(|| {
-                bad(
-                    &key("max_length"),
-                    format!("expected a non-negative integer, got {v}"),
-                )
-            })?),
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|&n| n <= 1 << 24)
+                    .map(|n| n as usize)
+                    .ok_or_else(|| {
+                        bad(
+                            &key("max_length"),
+                            format!("expected an integer between 0 and 16777216, got {v}"),
+                        )
+                    })?,
+            ),
         };
         let pad_max = match tk.get("padding") {
             None | Some(Json::Null) | Some(Json::Bool(false)) => None,

@@ -509,8 +509,13 @@ fn default_source(
 }
 
 fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
+    // The suffix names the filtered cache. xlm-core's eval manager has no
+    // cache, so an eval config that does not cache needs none.
+    let eval = c.target.as_deref() == Some("xlm.datamodule.EvalDatasetManager");
     if let (Some(f), None) = (&c.filter_fn, &c.filter_suffix) {
-        return Err(ConfigError::FilterWithoutSuffix(f.clone()));
+        if !eval || c.use_manual_cache {
+            return Err(ConfigError::FilterWithoutSuffix(f.clone()));
+        }
     }
     if let (Some(g), None) = (&c.on_the_fly_group_processor, c.iterable_dataset_shards) {
         return Err(ConfigError::GroupWithoutShards(g.clone()));

@@ -85,7 +85,7 @@ impl RowSet {
                 copies,
             } => {
                 let r = inner.positions_in(rows);
-                r.start * copies..r.end * copies
+                r.start.saturating_mul(*copies)..r.end.saturating_mul(*copies)
             }
         }
     }

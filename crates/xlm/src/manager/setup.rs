@@ -12,6 +12,11 @@ use crate::registry::{Ctx, Kwargs};
 use crate::Result;
 use std::sync::Arc;
 
+/// Most copies `replicate_examples` may make of each row.
+const MAX_COPIES: usize = 1 << 20;
+/// Most samples a replicated or generated sample space may hold (2^40).
+const MAX_SAMPLES: usize = 1 << 40;
+
 impl DatasetManager {
     /// Builds the sample space for `stage` (every rank) and remembers the
     /// rank and world size for [`dataloader`](Self::dataloader). Builds
@@ -94,7 +99,24 @@ impl DatasetManager {
             None => None,
         };
         let rows = match copies {
-            Some(n) => rows.repeated(n),
+            Some(n) => {
+                // Positions are counted in usize and planned in u64: keep
+                // the replicated count far from either limit.
+                if n == 0
+                    || n > MAX_COPIES
+                    || rows.len().checked_mul(n).is_none_or(|t| t > MAX_SAMPLES)
+                {
+                    return Err(LifecycleError::Setup {
+                        full_name: self.full_name.to_string(),
+                        reason: format!(
+                            "on_the_fly_group_processor_kwargs: {n} copies of {} rows is out of range (1..={MAX_COPIES} copies, at most {MAX_SAMPLES} samples)",
+                            rows.len()
+                        ),
+                    }
+                    .into());
+                }
+                rows.repeated(n)
+            }
             None => rows,
         };
         let processor = match &c.on_the_fly_processor {
@@ -201,10 +223,22 @@ impl DatasetManager {
         let spec = EmptyDatasetSpec::from_config(c)?;
         let example = spec.example(args.tokenizer.as_deref())?;
         let n = c.num_examples.unwrap_or(0);
-        let table = Table::from_examples(std::iter::repeat_n(example, n))?;
+        if n > MAX_SAMPLES {
+            return Err(LifecycleError::Setup {
+                full_name: "unconditional generation".into(),
+                reason: format!("num_examples {n} is out of range (at most {MAX_SAMPLES})"),
+            }
+            .into());
+        }
+        // One row, repeated: memory does not grow with num_examples.
+        let table = Table::from_examples(std::iter::once(example))?;
+        let rows = match n {
+            0 => RowSet::Some(Vec::new()),
+            n => RowSet::All(1).repeated(n),
+        };
         Ok(Pipeline {
-            dataset_fingerprint: table.fingerprint(),
-            rows: RowSet::All(table.len()),
+            dataset_fingerprint: format!("{}x{n}", table.fingerprint()),
+            rows,
             table,
             layout: Layout::Rows,
             shard_sizes: None,
