@@ -30,6 +30,11 @@ pub mod data;
 pub mod datamodule;
 pub mod error;
 pub mod hash;
+#[cfg_attr(
+    not(any(feature = "hub", feature = "tokenizer-json")),
+    allow(dead_code)
+)]
+mod hf_env;
 pub mod loader;
 pub mod manager;
 pub mod plan;

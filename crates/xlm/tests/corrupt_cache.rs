@@ -85,27 +85,11 @@ fn fix_crcs(dir: &Path) {
             if let Some(f) = c[file].as_str() {
                 let b = std::fs::read(dir.join(f)).unwrap();
                 c[bytes] = json!(b.len());
-                c[crc] = json!(crc32fast_hash(&b));
+                c[crc] = json!(crc32fast::hash(&b));
             }
         }
     }
     write_manifest(dir, &m);
-}
-
-/// CRC-32 (IEEE), as the manifest records it.
-fn crc32fast_hash(b: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &x in b {
-        crc ^= x as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 fn fresh(d: &Path) -> PathBuf {

@@ -230,21 +230,6 @@ fn base(dir: &Path) -> Base {
     Base { manifest, files }
 }
 
-fn crc32(b: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &x in b {
-        crc ^= x as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 fn columns(m: &mut Json) -> Option<&mut Vec<Json>> {
     m.get_mut("columns").and_then(|c| c.as_array_mut())
 }
@@ -421,7 +406,7 @@ fn materialize(base: &Base, input: &Input, dir: &Path, on_disk: &mut HashMap<Str
                                         name.and_then(|n| files.iter().find(|f| f.0 == n))
                                     {
                                         c[bytes] = json!(f.1.len());
-                                        c[crc] = json!(crc32(&f.1));
+                                        c[crc] = json!(crc32fast::hash(&f.1));
                                     }
                                 }
                             }

@@ -296,49 +296,39 @@ impl DatasetManagerBuilder {
         let c = &self.config;
         let kind = manager_kind(c, &registry)?;
         kinds::check_keys(c, kind)?;
-        validate(c, &registry)?;
+        validate(c, &registry, kind)?;
         c.log_ignored();
         let stages = c.effective_stages(kind);
-        if kind == ManagerKind::UnconditionalGeneration {
+        let (full_name, source) = if kind == ManagerKind::UnconditionalGeneration {
             // No data: a name for messages only, and a source never read.
-            let full_name = FullName::parse(UNCONDITIONAL_NAME)?;
             let source = self
                 .source
                 .unwrap_or_else(|| Arc::new(MemoryRegistry::new()));
-            return Ok(DatasetManager {
-                config: self.config,
-                kind,
-                stages,
-                full_name,
-                registry,
-                source,
-                pipeline: None,
-                topology: None,
-                epoch: Arc::new(AtomicU64::new(0)),
-                warnings: Vec::new(),
-            });
-        }
-        let name = if c.debug_overfit {
-            c.full_name_debug.clone().ok_or(ConfigError::Invalid {
-                key: "full_name_debug",
-                reason: "debug_overfit is on but full_name_debug is not set".into(),
-            })?
+            (FullName::parse(UNCONDITIONAL_NAME)?, source)
         } else {
-            c.full_name.clone()
-        };
-        let full_name = parse_full_name(kind, &name)?;
-        parse_full_name(kind, &c.full_name)?;
-        if let (Some(i), Some(_)) = (&full_name.instruction, &c.train_test_split) {
-            return Err(ConfigError::Invalid {
-                key: "train_test_split",
-                reason: format!(
-                    "cannot be combined with the split instruction `{i}` of `{full_name}`: train_test_split always splits the whole `train` split; use one or the other"
-                ),
-            });
-        }
-        let source = match self.source {
-            Some(s) => s,
-            None => default_source(c, &full_name, &name)?,
+            let name = if c.debug_overfit {
+                c.full_name_debug.clone().ok_or(ConfigError::Invalid {
+                    key: "full_name_debug",
+                    reason: "debug_overfit is on but full_name_debug is not set".into(),
+                })?
+            } else {
+                c.full_name.clone()
+            };
+            let full_name = parse_full_name(kind, &name)?;
+            parse_full_name(kind, &c.full_name)?;
+            if let (Some(i), Some(_)) = (&full_name.instruction, &c.train_test_split) {
+                return Err(ConfigError::Invalid {
+                    key: "train_test_split",
+                    reason: format!(
+                        "cannot be combined with the split instruction `{i}` of `{full_name}`: train_test_split always splits the whole `train` split; use one or the other"
+                    ),
+                });
+            }
+            let source = match self.source {
+                Some(s) => s,
+                None => default_source(c, &full_name, &name)?,
+            };
+            (full_name, source)
         };
         let mut dm = DatasetManager {
             config: self.config,
@@ -508,10 +498,10 @@ fn default_source(
     }
 }
 
-fn validate(c: &DatasetManagerConfig, r: &Registry) -> Result<(), ConfigError> {
+fn validate(c: &DatasetManagerConfig, r: &Registry, kind: ManagerKind) -> Result<(), ConfigError> {
     // The suffix names the filtered cache. xlm-core's eval manager has no
     // cache, so an eval config that does not cache needs none.
-    let eval = c.target.as_deref() == Some("xlm.datamodule.EvalDatasetManager");
+    let eval = kind == ManagerKind::Eval;
     if let (Some(f), None) = (&c.filter_fn, &c.filter_suffix) {
         if !eval || c.use_manual_cache {
             return Err(ConfigError::FilterWithoutSuffix(f.clone()));

@@ -47,15 +47,7 @@ impl HubSource {
     /// `~/.cache/huggingface/hub`; offline when `HF_HUB_OFFLINE` (or
     /// `HF_DATASETS_OFFLINE`) is 1/true/yes.
     pub fn from_env() -> Self {
-        let cache_dir = std::env::var_os("HF_HUB_CACHE")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
-            .unwrap_or_else(|| {
-                std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("."))
-                    .join(".cache/huggingface/hub")
-            });
+        let cache_dir = crate::hf_env::hub_cache_dir();
         let offline = ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"]
             .iter()
             .any(|v| std::env::var(v).is_ok_and(|x| truthy(&x)));

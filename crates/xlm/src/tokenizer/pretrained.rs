@@ -18,19 +18,7 @@
 use super::{HfTokenizer, Specials, TokenizerError};
 use std::path::{Path, PathBuf};
 
-/// The Hub cache directory: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
-/// `~/.cache/huggingface/hub`.
-pub fn hub_cache_dir() -> PathBuf {
-    std::env::var_os("HF_HUB_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join(".cache/huggingface/hub")
-        })
-}
+pub use crate::hf_env::hub_cache_dir;
 
 fn err(reason: String) -> TokenizerError {
     TokenizerError::Config(reason)
