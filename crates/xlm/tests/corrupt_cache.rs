@@ -680,32 +680,12 @@ fn dead_pid() -> u32 {
     pid
 }
 
-fn host_tag() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let h: String = host
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if h.is_empty() {
-        "localhost".into()
-    } else {
-        h
-    }
-}
-
 #[test]
 fn leftovers_of_crashed_writers_are_removed_by_the_next_write() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("c");
     cache::write(&table(3), &dir).unwrap();
-    let host = host_tag();
+    let host = xlm::cache::host_tag();
     let dead = dead_pid();
     let me = std::process::id();
     let leftover = |kind: &str, host: &str, pid: u32| {

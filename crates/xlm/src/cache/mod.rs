@@ -24,7 +24,7 @@ mod write;
 
 pub use manifest::{ColumnEntry, Manifest, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE};
 pub use read::{is_cache, open, verify};
-pub use write::{write, CacheWriter};
+pub use write::{host_tag, write, CacheWriter};
 
 use std::path::PathBuf;
 use thiserror::Error;

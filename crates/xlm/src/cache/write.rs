@@ -348,9 +348,10 @@ fn target_name(dir: &Path) -> String {
         .unwrap_or_else(|| "cache".into())
 }
 
-/// This host's name, reduced to `[A-Za-z0-9._]` so it never holds the `-`
-/// that separates the fields of a stamp.
-fn host_tag() -> String {
+/// This host's name as writers put it in their temporary directories'
+/// names (`.<name>.tmp-<host>-<pid>-...`), reduced to `[A-Za-z0-9._]` so it
+/// never holds the `-` that separates the fields of a stamp.
+pub fn host_tag() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: `buf` is writable for its length; gethostname NUL-terminates
     // within it or truncates.
