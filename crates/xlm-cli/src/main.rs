@@ -30,8 +30,9 @@ fn main() {
         Command::Probe(args) => std::process::exit(args.run()),
     };
     if let Err(e) = result {
-        // As `fn main() -> anyhow::Result<()>` would print it.
-        eprintln!("Error: {e:?}");
+        // The error and its causes on one line; no backtrace (even with
+        // RUST_BACKTRACE set, a bad config is not a crash).
+        eprintln!("Error: {e:#}");
         std::process::exit(1);
     }
 }
